@@ -1,0 +1,54 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace BertSharp.Modeling;
+
+/// <summary>Initialisation, parameter counting and dtype helpers shared by every BERT module.</summary>
+public static class ModelUtils
+{
+    /// <summary>
+    /// HF <c>_init_weights</c>: Linear and Embedding weights ~ N(0, initializer_range), biases 0, the padding row 0,
+    /// LayerNorm weight 1 and bias 0. Deterministic for a given <paramref name="seed"/>.
+    /// </summary>
+    public static void InitWeights(nn.Module model, BertConfig config, long seed = 42)
+    {
+        var gen = new Generator((ulong)seed);
+        using var _ = no_grad();
+        foreach (var (_, m) in model.named_modules())
+        {
+            switch (m)
+            {
+                case Linear lin:
+                    lin.weight!.normal_(0, config.InitializerRange, generator: gen);
+                    lin.bias?.zero_();
+                    break;
+                case Embedding emb:
+                    emb.weight!.normal_(0, config.InitializerRange, generator: gen);
+                    break;
+                case LayerNorm ln:
+                    ln.weight!.fill_(1.0);
+                    ln.bias!.zero_();
+                    break;
+            }
+        }
+        // Padding row of the word embeddings and the MLM output bias start at zero.
+        foreach (var (name, p) in model.named_parameters())
+        {
+            if (name.EndsWith("word_embeddings.weight", StringComparison.Ordinal)) p[config.PadTokenId].zero_();
+            if (name.EndsWith("predictions.bias", StringComparison.Ordinal)) p.zero_();
+        }
+    }
+
+    /// <summary>
+    /// State-dict keys that alias another parameter (HF <c>_tied_weights_keys</c>): the MLM decoder's weight is the
+    /// word-embedding matrix and its bias is <c>cls.predictions.bias</c>. Counted once, saved once, never "missing".
+    /// </summary>
+    public static bool IsTiedAlias(string key) =>
+        key.EndsWith("predictions.decoder.weight", StringComparison.Ordinal) ||
+        key.EndsWith("predictions.decoder.bias", StringComparison.Ordinal);
+
+    /// <summary>Number of distinct parameters (tied tensors counted once, like HF's num_parameters()).</summary>
+    public static long CountParameters(nn.Module model) =>
+        model.named_parameters().Where(p => !IsTiedAlias(p.name)).Sum(p => p.parameter.numel());
+}
