@@ -132,7 +132,7 @@ public sealed class TokenCache : ITokenizedCorpus, IDisposable
 /// <summary>Spectre.Console progress (bytes, rate, ETA) around a build step, or nothing when disabled.</summary>
 internal static class BuildProgress
 {
-    public static void Run(string description, long total, bool show, Action<Action<long>> body)
+    public static void Run(string description, long total, bool show, Action<Action<long>> body, bool bytes = true)
     {
         if (!show)
         {
@@ -141,8 +141,11 @@ internal static class BuildProgress
         }
         AnsiConsole.Progress()
             .AutoClear(false)
-            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(),
-                     new DownloadedColumn(), new TransferSpeedColumn(), new RemainingTimeColumn())
+            .Columns(bytes
+                ? [new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(),
+                   new DownloadedColumn(), new TransferSpeedColumn(), new RemainingTimeColumn()]
+                : [new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(),
+                   new ElapsedTimeColumn(), new RemainingTimeColumn()])
             .Start(ctx =>
             {
                 var task = ctx.AddTask(description, maxValue: Math.Max(1, total));
