@@ -176,7 +176,7 @@ public static class CorpusReader
         if (sentences.Count > 0) yield return new Document($"{path}:{startLine}", sentences);
     }
 
-    static string HeadingText(string line) => line.Trim().Trim('=').Trim();
+    static string HeadingText(string line) => line.Trim().Trim('=', ' ');
 
     /// <summary>WikiText <c>1 @,@ 000 @.@ 5</c> → <c>1,000.5</c>; <c>well @-@ known</c> → <c>well-known</c>.</summary>
     public static string DetokenizeAtMarkers(string line) =>
