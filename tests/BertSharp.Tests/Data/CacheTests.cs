@@ -36,7 +36,8 @@ public class CacheTests
     [Fact]
     public void SecondBuildIsACacheHitWithIdenticalExamples()
     {
-        var dir = DataTestUtil.TempDir("cache-hit");
+        using var tmp = new TempFolder("cache-hit");
+        var dir = tmp.Path;
         var corpus = CorpusSpec.GoogleText(SyntheticCorpus(dir));
         var root = Path.Combine(dir, "cache");
         var encoder = new SyntheticEncoder();
@@ -68,7 +69,8 @@ public class CacheTests
     [Fact]
     public void TokenCacheMatchesCorpusAcrossShards()
     {
-        var dir = DataTestUtil.TempDir("cache-shards");
+        using var tmp = new TempFolder("cache-shards");
+        var dir = tmp.Path;
         var corpus = CorpusSpec.GoogleText(SyntheticCorpus(dir, documents: 40, seed: 2));
         var encoder = new SyntheticEncoder();
         var mem = InMemoryTokenizedCorpus.Tokenize(CorpusReader.Read(corpus), encoder);
@@ -92,7 +94,8 @@ public class CacheTests
     [Fact]
     public void TruncatedShardOrMissingManifestIsDetectedAndRebuilt()
     {
-        var dir = DataTestUtil.TempDir("cache-corrupt");
+        using var tmp = new TempFolder("cache-corrupt");
+        var dir = tmp.Path;
         var corpus = CorpusSpec.GoogleText(SyntheticCorpus(dir, seed: 3));
         var root = Path.Combine(dir, "cache");
         var encoder = new SyntheticEncoder();
@@ -137,7 +140,8 @@ public class CacheTests
     [Fact]
     public void ChangedCorpusChangesTheKey()
     {
-        var dir = DataTestUtil.TempDir("cache-key");
+        using var tmp = new TempFolder("cache-key");
+        var dir = tmp.Path;
         var path = SyntheticCorpus(dir, seed: 4);
         var corpus = CorpusSpec.GoogleText(path);
         var encoder = new SyntheticEncoder();
@@ -165,7 +169,8 @@ public class CacheTests
     public void SampleTextWithRealVocab()
     {
         var tokenizer = BertTokenizer.FromVocabFile(TestAssets.Path(TestAssets.UncasedVocab), new BertTokenizerOptions { DoLowerCase = true });
-        var dir = DataTestUtil.TempDir("sample");
+        using var tmp = new TempFolder("sample");
+        var dir = tmp.Path;
         var corpus = CorpusSpec.GoogleText(TestAssets.Path(Sample));
         var options = new PretrainingDataOptions { MaxSeqLength = 128, DupeFactor = 5, WholeWordMask = true };
         using var cache = TokenCache.OpenOrBuild(corpus, new BertTokenizerEncoder(tokenizer), Path.Combine(dir, "c"), Quiet);

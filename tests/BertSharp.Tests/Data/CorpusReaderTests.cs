@@ -53,7 +53,8 @@ public class CorpusReaderTests
     [Fact]
     public void BadJsonlReportsFileAndLine()
     {
-        var dir = DataTestUtil.TempDir("jsonl");
+        using var tmp = new TempFolder("jsonl");
+        var dir = tmp.Path;
         var path = Path.Combine(dir, "bad.jsonl");
         File.WriteAllText(path, "{\"text\": \"Fine. Good.\"}\n\n{\"text\": \"oops\"\n");
         var e = Assert.Throws<FormatException>(() => CorpusReader.ReadJsonl(path).ToList());
@@ -80,7 +81,8 @@ public class CorpusReaderTests
     [Fact]
     public void GoogleTextHandlesBomCrlfAndRepeatedBlankLines()
     {
-        var dir = DataTestUtil.TempDir("google");
+        using var tmp = new TempFolder("google");
+        var dir = tmp.Path;
         var path = Path.Combine(dir, "c.txt");
         File.WriteAllBytes(path, [0xEF, 0xBB, 0xBF, .. Encoding.UTF8.GetBytes("One.\r\nTwo.\r\n\r\n\r\n  \nThree.\n\nFour.")]);
         var docs = CorpusReader.ReadGoogleText(path).ToList();
@@ -90,7 +92,8 @@ public class CorpusReaderTests
     [Fact]
     public void TextFolderModes()
     {
-        var dir = DataTestUtil.TempDir("folder");
+        using var tmp = new TempFolder("folder");
+        var dir = tmp.Path;
         File.WriteAllText(Path.Combine(dir, "b.txt"), "Second file. It has two sentences.\n\nAnd a paragraph.");
         File.WriteAllText(Path.Combine(dir, "a.txt"), "First file.");
         File.WriteAllText(Path.Combine(dir, "c.md"), "Not a text file.");

@@ -43,11 +43,22 @@ internal static class DataTestUtil
         return (new InMemoryTokenizedCorpus(docs), docOf.ToArray(), next);
     }
 
-    public static string TempDir(string name)
+}
+
+/// <summary>A fresh temporary folder, deleted on dispose.</summary>
+internal sealed class TempFolder : IDisposable
+{
+    public TempFolder(string name)
     {
-        var dir = Path.Combine(Path.GetTempPath(), "bertsharp-data-tests", name + "-" + Guid.NewGuid().ToString("N")[..8]);
-        Directory.CreateDirectory(dir);
-        return dir;
+        Path = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "bertsharp-data-tests", name + "-" + Guid.NewGuid().ToString("N")[..8]);
+        Directory.CreateDirectory(Path);
+    }
+
+    public string Path { get; }
+
+    public void Dispose()
+    {
+        try { Directory.Delete(Path, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
     }
 }
 
