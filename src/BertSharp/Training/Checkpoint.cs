@@ -51,7 +51,7 @@ public sealed record TrainerState
 public static class Checkpoint
 {
     public const string Prefix = "checkpoint-";
-    public const string OptimizerFile = "optimizer.bin";
+    public const string OptimizerFile = "optimizer.safetensors";
     public const string StateFileName = "trainer_state.json";
     public const string ConfigFile = "train_config.json";
 

@@ -1,3 +1,4 @@
+using BertSharp.Data;
 using BertSharp.Modeling;
 using BertSharp.Training;
 using BertSharp.Training.Pretraining;
@@ -45,13 +46,13 @@ static class TinyPretraining
             var pos = candidates.Take(nMask).Order().ToArray();
             var labels = pos.Select(p => ids[p]).ToArray();
             foreach (var p in pos) ids[p] = Mask;
-            list.Add(new PretrainingExample(ids, seg, pos, labels, rng.Next(2) == 1));
+            list.Add(new PretrainingExample { InputIds = ids, TokenTypeIds = seg, MaskedPositions = pos, MaskedLabels = labels, NextSentenceLabel = rng.Next(2) });
         }
         return list;
     }
 
     public static ShuffledBatchSource<PretrainingExample, PretrainingBatch> Source(IReadOnlyList<PretrainingExample> examples, int batch, long seed, bool shuffle = true) =>
-        new(examples, batch, items => PretrainingBatch.Collate(items, Pad), seed, shuffle);
+        new(examples, batch, items => PretrainingCollator.Collate(items, Pad), seed, shuffle);
 
     public static string TempDir(string name)
     {

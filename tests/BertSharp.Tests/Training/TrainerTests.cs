@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
+using BertSharp.Data;
 using BertSharp.Training;
 using BertSharp.Training.Pretraining;
 using TorchSharp;
@@ -75,12 +76,12 @@ public class TrainerTests(ITestOutputHelper log)
     public void CheckpointsHaveTheDocumentedLayoutAndKeepLastK()
     {
         var dir = TinyPretraining.TempDir("layout");
-        var cfg = TinyPretraining.Train(steps: 10) with { SaveEvery = 2, KeepCheckpoints = 2, EvalEvery = 5 };
+        var cfg = TinyPretraining.Train(steps: 10) with { SaveEvery = 2, KeepCheckpoints = 2, EvalEvery = 5, TensorBoard = true, Plots = true };
         var r = Run(cfg, dir);
         var cps = Checkpoint.List(dir);
         Assert.Equal([8L, 10L], cps.Select(c => c.Step).ToArray());
         Assert.Equal(Path.Combine(dir, "checkpoint-10"), r.LastCheckpoint);
-        foreach (var f in new[] { "config.json", Checkpoint.OptimizerFile, Checkpoint.StateFileName, Checkpoint.ConfigFile })
+        foreach (var f in new[] { "config.json", "model.safetensors", Checkpoint.OptimizerFile, Checkpoint.StateFileName, Checkpoint.ConfigFile })
             Assert.True(File.Exists(Path.Combine(r.LastCheckpoint!, f)), f);
         Assert.Empty(Directory.GetDirectories(dir, ".tmp-*"));
         var state = Checkpoint.LoadState(r.LastCheckpoint!);
@@ -97,6 +98,9 @@ public class TrainerTests(ITestOutputHelper log)
         Assert.Equal(2, evals.Count);
         foreach (var key in new[] { "mlm_loss", "mlm_acc", "perplexity", "nsp_loss", "nsp_acc" }) Assert.NotNull(evals[0][key]);
         Assert.Equal(Math.Exp((double)evals[1]["mlm_loss"]!), (double)evals[1]["perplexity"]!, 6);
+        Assert.NotEmpty(Directory.GetFiles(Path.Combine(dir, "tensorboard"), "*tfevents*", SearchOption.AllDirectories));
+        foreach (var png in new[] { "train_loss.png", "eval_loss.png", "eval_accuracy.png", "eval_perplexity.png", "lr.png" })
+            Assert.True(new FileInfo(Path.Combine(dir, "plots", png)).Length > 1000, png);
     }
 
     [Fact]

@@ -5,22 +5,41 @@ using static TorchSharp.torch;
 
 namespace BertSharp.Training.Pretraining;
 
-/// <summary>Writes and reads the model part of a checkpoint.</summary>
+/// <summary>
+/// Writes and reads the model part of a checkpoint in Hugging Face layout: config.json, model.safetensors (tied
+/// decoder weights stored once, under the embedding and <c>cls.predictions.bias</c> names, as HF does), vocab.txt
+/// and tokenizer_config.json.
+/// </summary>
 static class PretrainedModelIO
 {
-    const string WeightsFile = "weights.bin";
+    public const string WeightsFile = "model.safetensors";
 
     public static void Save(nn.Module model, BertConfig config, BertTokenizer? tokenizer, string dir, IReadOnlyDictionary<string, string> metadata)
     {
-        config.Save(Path.Combine(dir, "config.json"));
-        StateFile.Save(Path.Combine(dir, WeightsFile),
-            model.named_parameters().Where(p => !ModelUtils.IsTiedAlias(p.name)).Select(p => new KeyValuePair<string, Tensor>(p.name, p.parameter)));
+        var cfg = config with { Extra = WithArchitecture(config.Extra) };
+        cfg.Save(Path.Combine(dir, "config.json"));
+        var meta = new Dictionary<string, string>(metadata) { ["format"] = "pt" };
+        using (var scope = NewDisposeScope())
+        {
+            // bf16 training: store float32 weights (what users and HF expect).
+            var weights = model.named_parameters().Where(p => !ModelUtils.IsTiedAlias(p.name))
+                .Select(p => new KeyValuePair<string, Tensor>(p.name, p.parameter.dtype == ScalarType.Float32 ? p.parameter : p.parameter.to(ScalarType.Float32)));
+            StateFile.Save(Path.Combine(dir, WeightsFile), weights, meta);
+        }
         if (tokenizer is not null)
         {
             tokenizer.Vocab.Save(Path.Combine(dir, "vocab.txt"));
             File.WriteAllText(Path.Combine(dir, "tokenizer_config.json"),
-                $"{{\"do_lower_case\": {(tokenizer.Options.DoLowerCase ? "true" : "false")}}}\n");
+                $"{{\n  \"do_lower_case\": {(tokenizer.Options.DoLowerCase ? "true" : "false")},\n  \"tokenizer_class\": \"BertTokenizer\"\n}}\n");
         }
+    }
+
+    static Dictionary<string, System.Text.Json.JsonElement> WithArchitecture(Dictionary<string, System.Text.Json.JsonElement>? extra)
+    {
+        var d = extra is null ? new Dictionary<string, System.Text.Json.JsonElement>() : new Dictionary<string, System.Text.Json.JsonElement>(extra);
+        if (!d.ContainsKey("architectures"))
+            d["architectures"] = System.Text.Json.JsonSerializer.SerializeToElement(new[] { "BertForPreTraining" });
+        return d;
     }
 
     public static void LoadWeights(nn.Module model, string dir)

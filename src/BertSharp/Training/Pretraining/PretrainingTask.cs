@@ -1,3 +1,4 @@
+using BertSharp.Data;
 using BertSharp.Modeling;
 using BertSharp.Tokenization;
 using TorchSharp;
@@ -7,7 +8,7 @@ namespace BertSharp.Training.Pretraining;
 
 /// <summary>
 /// BERT pretraining objective: cross-entropy of the MLM head at the masked positions only (the rows are gathered
-/// before the vocabulary projection) plus, when enabled, cross-entropy of the NSP head. Metrics: loss, mlm_loss,
+/// before the vocabulary projection) plus, when the batch has next-sentence labels, cross-entropy of the NSP head. Metrics: loss, mlm_loss,
 /// mlm_acc (per masked token), nsp_loss, nsp_acc (per sequence); evaluation adds perplexity = exp(mlm_loss).
 /// With a bf16 model the logits are upcast to float32 before the softmax.
 /// </summary>
@@ -15,46 +16,45 @@ public sealed class PretrainingTask : ITrainingTask<PretrainingBatch>
 {
     readonly BertForPreTraining _model;
 
-    public PretrainingTask(BertForPreTraining model, BertConfig config, BertTokenizer? tokenizer, bool nextSentencePrediction = true)
+    public PretrainingTask(BertForPreTraining model, BertConfig config, BertTokenizer? tokenizer)
     {
         _model = model;
         Config = config;
         Tokenizer = tokenizer;
-        NextSentencePrediction = nextSentencePrediction;
     }
 
     public nn.Module Model => _model;
     public BertForPreTraining PreTrainingModel => _model;
     public BertConfig Config { get; }
     public BertTokenizer? Tokenizer { get; }
-    public bool NextSentencePrediction { get; }
 
     public TaskOutput Forward(PretrainingBatch batch, bool training)
     {
-        var o = _model.forward(batch.InputIds, batch.TokenTypeIds, batch.AttentionMask, batch.MlmPositions);
+        // The model drops an all-ones attention mask itself (unpadded batches run SDPA without a mask).
+        var o = _model.forward(batch.InputIds, batch.TokenTypeIds, batch.AttentionMask, batch.MaskedFlatPositions);
         var logits = o.PredictionLogits.dtype == ScalarType.Float32 ? o.PredictionLogits : o.PredictionLogits.to(ScalarType.Float32);
-        var mlmLoss = nn.functional.cross_entropy(logits, batch.MlmLabels);
-        long n = batch.MlmLabels.shape[0];
+        var mlmLoss = nn.functional.cross_entropy(logits, batch.MaskedFlatLabels);
+        long n = batch.MaskedFlatLabels.shape[0];
         double mlm = mlmLoss.item<float>();
         double mlmCorrect;
-        using (no_grad()) mlmCorrect = logits.argmax(-1).eq(batch.MlmLabels).sum().item<long>();
+        using (no_grad()) mlmCorrect = logits.argmax(-1).eq(batch.MaskedFlatLabels).sum().item<long>();
         var metrics = new List<Metric>(5);
         Tensor loss = mlmLoss;
         double total = mlm;
-        if (NextSentencePrediction)
+        if (batch.NextSentenceLabels is { } nspLabels)
         {
             var nspLogits = o.SeqRelationshipLogits.dtype == ScalarType.Float32 ? o.SeqRelationshipLogits : o.SeqRelationshipLogits.to(ScalarType.Float32);
-            var nspLoss = nn.functional.cross_entropy(nspLogits, batch.NspLabels);
+            var nspLoss = nn.functional.cross_entropy(nspLogits, nspLabels);
             double nsp = nspLoss.item<float>();
             double nspCorrect;
-            using (no_grad()) nspCorrect = nspLogits.argmax(-1).eq(batch.NspLabels).sum().item<long>();
+            using (no_grad()) nspCorrect = nspLogits.argmax(-1).eq(nspLabels).sum().item<long>();
             loss = mlmLoss + nspLoss;
             total += nsp;
             metrics.Add(Metric.Mean("loss", total, 1));
             metrics.Add(Metric.Mean("mlm_loss", mlm, n));
             metrics.Add(new Metric("mlm_acc", mlmCorrect, n));
-            metrics.Add(Metric.Mean("nsp_loss", nsp, batch.Sequences));
-            metrics.Add(new Metric("nsp_acc", nspCorrect, batch.Sequences));
+            metrics.Add(Metric.Mean("nsp_loss", nsp, batch.BatchSize));
+            metrics.Add(new Metric("nsp_acc", nspCorrect, batch.BatchSize));
         }
         else
         {
@@ -65,7 +65,7 @@ public sealed class PretrainingTask : ITrainingTask<PretrainingBatch>
         return new TaskOutput(loss, metrics);
     }
 
-    public long TokenCount(PretrainingBatch batch) => batch.Tokens;
+    public long TokenCount(PretrainingBatch batch) => batch.AttentionMask.sum().item<long>();
 
     public void AddDerivedMetrics(IDictionary<string, double> means)
     {
