@@ -1,0 +1,104 @@
+using System.CommandLine;
+using System.Text.Json.Nodes;
+using BertSharp.Cli;
+using BertSharp.Training;
+using Xunit;
+
+namespace BertSharp.Tests.Training;
+
+/// <summary>`bert pretrain` in-process with Console.Out redirected (so the plain log lines are used).</summary>
+[Collection("Console")]
+public class PretrainCommandTests
+{
+    const string Sample = "assets/data/bert_pretraining_sample/sample_text.txt";
+
+    static (int Code, string Out, string Err) Run(params string[] args)
+    {
+        var root = new RootCommand("test");
+        root.Subcommands.Add(PretrainCommand.Create());
+        var (oldOut, oldErr) = (Console.Out, Console.Error);
+        var (o, e) = (new StringWriter(), new StringWriter());
+        Console.SetOut(o);
+        Console.SetError(e);
+        try { return (root.Parse(args).Invoke(), o.ToString(), e.ToString()); }
+        finally
+        {
+            Console.SetOut(oldOut);
+            Console.SetError(oldErr);
+        }
+    }
+
+    static string TinyModelConfig(string dir)
+    {
+        var path = Path.Combine(dir, "model.json");
+        File.WriteAllText(path, """
+            { "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64, "max_position_embeddings": 64 }
+            """);
+        return path;
+    }
+
+    static double[] StepLosses(string output) =>
+        File.ReadLines(Path.Combine(output, MetricsWriter.FileName)).Select(l => JsonNode.Parse(l)!)
+            .Where(n => (string?)n["type"] == "train").Select(n => (double)n["loss"]!).ToArray();
+
+    [AssetFact(Sample, TestAssets.UncasedVocab)]
+    public void PretrainsSavesLoadableCheckpointsAndResumesExactly()
+    {
+        var dir = TinyPretraining.TempDir("cli");
+        var model = TinyModelConfig(dir);
+        var output = Path.Combine(dir, "out");
+        string[] common =
+        [
+            "pretrain", "--corpus", TestAssets.Path(Sample), "--vocab", TestAssets.Path(TestAssets.UncasedVocab),
+            "--model-config", model, "--steps", "6", "--batch-size", "4", "--max-seq-length", "32", "--max-pred", "5",
+            "--lr", "1e-3", "--eval-every", "3", "--save-every", "3", "--log-every", "1", "--threads", "1", "--no-tensorboard", "--no-plots",
+        ];
+        var (code, stdout, stderr) = Run([.. common, "--probe", "the man went to the [MASK] .", "--output", output]);
+        Assert.True(code == 0, stderr + stdout);
+        Assert.Contains("probe @3: the man went to the [MASK] . →", stdout);
+        Assert.Contains("eval @6:", stdout);
+        var cp = Path.Combine(output, "checkpoint-6");
+        foreach (var f in new[] { "config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json", Checkpoint.OptimizerFile, Checkpoint.StateFileName, Checkpoint.ConfigFile })
+            Assert.True(File.Exists(Path.Combine(cp, f)), f);
+        var effective = JsonNode.Parse(File.ReadAllText(Path.Combine(cp, Checkpoint.ConfigFile)))!;
+        Assert.Equal(4, (int)effective["train_cfg"]!["batch_size"]!);
+        Assert.Equal(32, (int)effective["data_cfg"]!["max_seq_length"]!);
+        Assert.Equal(32, (int)effective["model_cfg"]!["hidden_size"]!);
+        Assert.Equal(30522, (int)effective["model_cfg"]!["vocab_size"]!);
+        var hfConfig = JsonNode.Parse(File.ReadAllText(Path.Combine(cp, "config.json")))!;
+        Assert.Equal("bert", (string?)hfConfig["model_type"]);
+        var straight = StepLosses(output);
+        Assert.Equal(6, straight.Length);
+
+        // Resume from the step-3 checkpoint into another output folder: steps 4–6 repeat exactly.
+        var output2 = Path.Combine(dir, "out2");
+        (code, stdout, stderr) = Run("pretrain", "--resume", Path.Combine(output, "checkpoint-3"), "--output", output2);
+        Assert.True(code == 0, stderr + stdout);
+        Assert.Contains("resumed from", stdout);
+        var resumed = StepLosses(output2);
+        Assert.Equal(straight[3..], resumed);
+    }
+
+    [Fact]
+    public void MissingVocabularyIsOneClearError()
+    {
+        var dir = TinyPretraining.TempDir("cli-err");
+        var corpus = Path.Combine(dir, "c.txt");
+        File.WriteAllText(corpus, "a b c.\nd e f.\n\ng h i.\n");
+        var (code, _, stderr) = Run("pretrain", "--corpus", corpus, "--model-config", "tiny", "--output", Path.Combine(dir, "o"));
+        Assert.Equal(2, code);
+        Assert.StartsWith("bert: error: no vocabulary", stderr);
+        Assert.Single(stderr.Trim().Split('\n'));
+    }
+
+    [Fact]
+    public void UnknownTrainConfigKeyIsAnError()
+    {
+        var dir = TinyPretraining.TempDir("cli-cfg");
+        var cfg = Path.Combine(dir, "train.json");
+        File.WriteAllText(cfg, """{ "train_cfg": { "batch_sise": 8 } }""");
+        var (code, _, stderr) = Run("pretrain", "--train-config", cfg, "--output", Path.Combine(dir, "o"));
+        Assert.NotEqual(0, code);
+        Assert.Contains("batch_sise", stderr);
+    }
+}
