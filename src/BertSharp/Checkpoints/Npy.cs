@@ -141,7 +141,7 @@ public static partial class Npy
                 : throw new InvalidDataException($"npy file '{path}': bad shape entry '{x}'"))
             .ToArray();
         var dataStart = start + headerLen;
-        var expected = TensorMemory.Numel(shape, $"npy file '{path}'") * TensorMemory.ElementSize(dtype);
+        var expected = TensorMemory.ByteSize(shape, dtype, $"npy file '{path}'");
         if (bytes.Length - dataStart != expected)
             throw new InvalidDataException($"npy file '{path}': {descr} shape ({string.Join(", ", shape)}) needs {expected} data bytes, found {bytes.Length - dataStart}");
         var data = bytes.AsSpan(dataStart).ToArray();
