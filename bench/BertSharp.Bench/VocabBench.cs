@@ -65,7 +65,7 @@ static class VocabBench
         Console.WriteLine($"Machine: {RuntimeInformation.OSDescription}, {Environment.ProcessorCount} cores, {CpuModel()}, .NET {Environment.Version}");
         Console.WriteLine($"Train: {train}; test: {test} ({testDocs.Count:N0} documents, {whitespaceWords:N0} whitespace-separated words; `<br />` → space)");
         Console.WriteLine();
-        Console.WriteLine("| vocabulary | size | training time | UNK rate (tokens) | words with UNK | fertility (pieces / whitespace word) | pieces / basic word |");
+        Console.WriteLine("| vocabulary | size | training time | [UNK] tokens | UNK rate | fertility (pieces / whitespace word) | pieces / basic word |");
         Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|");
         foreach (var r in rows) Console.WriteLine(r);
         return 0;
@@ -74,7 +74,7 @@ static class VocabBench
     record struct Metrics(long Tokens, long Unk, long BasicWords);
 
     static string Row(string name, int size, string time, Metrics m, long whitespaceWords) =>
-        $"| {name} | {size:N0} | {time} | {100.0 * m.Unk / m.Tokens:F3} % | {100.0 * m.Unk / m.BasicWords:F3} % | {(double)m.Tokens / whitespaceWords:F4} | {(double)m.Tokens / m.BasicWords:F4} |";
+        $"| {name} | {size:N0} | {time} | {m.Unk:N0} | {100.0 * m.Unk / m.Tokens:F4} % | {(double)m.Tokens / whitespaceWords:F4} | {(double)m.Tokens / m.BasicWords:F4} |";
 
     /// <summary>Tokenizes every document (in parallel) and sums tokens, [UNK]s and pre-tokenized words.</summary>
     static Metrics Measure(BertTokenizer tokenizer, List<string> docs)
