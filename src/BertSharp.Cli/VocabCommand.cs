@@ -85,12 +85,12 @@ public static class VocabCommand
         WordPieceTrainingResult? result = null;
         console.Progress()
             .AutoClear(false)
-            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RateColumn(), new RemainingTimeColumn(), new SpinnerColumn())
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RateColumn(), new RemainingTimeColumn())
             .Start(ctx =>
             {
-                var counting = ctx.AddTask("counting words", maxValue: Math.Max(1, TextCorpus.TotalBytes(paths)));
+                var counting = ctx.AddTask("counting", maxValue: Math.Max(1, TextCorpus.TotalBytes(paths)));
                 counting.State.Update<bool>("bytes", _ => true);
-                var learning = ctx.AddTask("learning subwords", autoStart: false, maxValue: 1);
+                var learning = ctx.AddTask("learning", autoStart: false, maxValue: 1);
                 var progress = new Reporter(p =>
                 {
                     switch (p.Stage)
@@ -103,11 +103,12 @@ public static class VocabCommand
                             if (!learning.IsStarted) learning.StartTask();
                             learning.MaxValue = p.Total;
                             learning.Value = p.Done;
-                            learning.Description = $"learning ({p.Message})";
+                            learning.Description = $"learning [grey]{Markup.Escape(p.Message)}[/]";
                             break;
                         case WordPieceTrainingStage.Done:
                             counting.Value = counting.MaxValue;
                             learning.Value = learning.MaxValue;
+                            learning.Description = $"learning [grey]{Markup.Escape(p.Message)}[/]";
                             break;
                     }
                 });
@@ -132,7 +133,7 @@ public static class VocabCommand
             var speed = task.Speed;
             if (speed is null) return new Text("");
             bool bytes = task.State.Get<bool>("bytes");
-            return new Text(bytes ? $"{speed.Value / 1e6:F1} MB/s" : $"{speed.Value:F2} steps/s");
+            return new Text(bytes ? $"{speed.Value / 1e6:F1} MB/s" : $"{speed.Value:F1} step/s");
         }
     }
 }

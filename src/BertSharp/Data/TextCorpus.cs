@@ -117,7 +117,11 @@ public static partial class TextCorpus
         }
         catch (JsonException e)
         {
-            throw new FormatException($"{path}:{lineNo}: invalid JSON ({e.Message})");
+            var why = e.Message;
+            int cut = why.IndexOf(" LineNumber:", StringComparison.Ordinal);
+            if (cut > 0) why = why[..cut];
+            var at = e.BytePositionInLine is long b ? $" at byte {b + 1}" : "";
+            throw new FormatException($"{path}:{lineNo}: invalid JSON{at}: {why}");
         }
         using (doc)
         {

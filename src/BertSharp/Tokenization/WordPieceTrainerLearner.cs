@@ -75,7 +75,7 @@ sealed class WordPieceTrainerLearner
             var learned = LearnWithThreshold(t);
             cache[t] = learned;
             step++;
-            _progress?.Report(new(WordPieceTrainingStage.Learning, Math.Min(step, maxSteps), maxSteps, $"threshold {t:N0}: {learned.Count:N0} subwords"));
+            _progress?.Report(new(WordPieceTrainingStage.Learning, Math.Min(step, maxSteps), maxSteps, $"t={t:N0}: {learned.Count:N0}"));
             return learned;
         }
 
