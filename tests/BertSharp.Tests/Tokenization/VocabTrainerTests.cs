@@ -43,7 +43,7 @@ public sealed class VocabTrainerTests
         VocabSize = size, Lowercase = true, MinFrequency = minFrequency, ReservedUnused = reserved, Threads = threads,
     };
 
-    static Lazy<List<string>> SmallTrainDocs = new(() =>
+    static readonly Lazy<List<string>> SmallTrainDocs = new(() =>
         TextCorpus.Read([TestAssets.Path(SmallTrain)], new TextCorpusOptions { Format = TextCorpusFormat.Jsonl }).ToList());
 
     static readonly Lazy<Vocabulary> SmallTrainVocab = new(() => WordPieceTrainer.Train(SmallTrainDocs.Value, Options(2000)));
