@@ -99,7 +99,7 @@ public class TinyRandomParityTests(ITestOutputHelper output)
     [AssetFact(TestAssets.TinyRandom)]
     public void TokenizerReproducesGoldenInputs()
     {
-        var tok = Tokenization.BertTokenizer.FromDirectory(TestAssets.Path(TestAssets.TinyRandom));
+        var tok = BertSharp.Tokenization.BertTokenizer.FromDirectory(TestAssets.Path(TestAssets.TinyRandom));
         foreach (var g in GoldenCase.All())
         {
             var ids = g.Load("input_ids");

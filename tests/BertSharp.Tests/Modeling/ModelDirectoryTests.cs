@@ -33,7 +33,7 @@ public class ModelDirectoryTests : IDisposable
         Assert.True(File.Exists(Path.Combine(dir, "model.safetensors")));
         Assert.True(File.Exists(Path.Combine(dir, "vocab.txt")));
         Assert.True(File.Exists(Path.Combine(dir, "tokenizer_config.json")));
-        Assert.Empty(Directory.GetDirectories(_tmp).Where(d => Path.GetFileName(d).StartsWith('.')));
+        Assert.DoesNotContain(Directory.GetDirectories(_tmp), d => Path.GetFileName(d).StartsWith('.'));
 
         var (loaded, report) = ModelDirectory.Open(dir).LoadModel(c => new BertForPreTraining(c), seed: 999);
         Assert.Empty(report.Missing);
