@@ -7,6 +7,7 @@ root.Options.Add(Cli.VerboseOption);
 foreach (var verb in new Func<Command>[]
 {
     // verbs: keep one line each, alphabetical
+    TokenizeCommand.Create,
 })
     root.Subcommands.Add(verb());
 return root.Parse(args).Invoke();

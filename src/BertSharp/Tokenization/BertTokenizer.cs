@@ -177,11 +177,12 @@ public sealed partial class BertTokenizer
             if (maxLength < added)
                 throw new ArgumentException($"max_length {maxLength} is smaller than the {added} special tokens it must hold");
             int max = maxLength - added;
-            if (options.Truncation == TruncationStrategy.OnlySecond && !isPair)
-                throw new ArgumentException("truncation only_second needs a pair of texts");
             int total = na + nb;
             if (total > max)
             {
+                // As in Rust, only_second without a pair is an error only when something must be cut.
+                if (options.Truncation == TruncationStrategy.OnlySecond && !isPair)
+                    throw new ArgumentException($"truncation only_second needs a pair of texts ({total} tokens exceed max_length {maxLength})");
                 int toRemove = total - max;
                 switch (options.Truncation)
                 {
