@@ -9,8 +9,7 @@ namespace BertSharp.Tokenization;
 public sealed class WordPiece
 {
     readonly Vocabulary _vocab;
-    readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> _initial;
-    readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> _continuation;
+    readonly VocabTable _initial, _continuation;
     readonly int _maxInitialLen, _maxContinuationLen;
 
     public WordPiece(Vocabulary vocab, string unkToken = "[UNK]", int maxInputCharsPerWord = 100, string continuingSubwordPrefix = "##")
@@ -20,24 +19,26 @@ public sealed class WordPiece
         UnkId = vocab.TryGetId(unkToken, out var unk) ? unk : throw new FormatException($"{vocab.Source}: the vocabulary lacks the unknown token {unkToken}");
         MaxInputCharsPerWord = maxInputCharsPerWord;
         Prefix = continuingSubwordPrefix;
-        _initial = vocab.Lookup;
-        var cont = new Dictionary<string, int>(StringComparer.Ordinal);
+        var initial = new List<(string, int)>(vocab.Count);
+        var cont = new List<(string, int)>();
         for (int id = 0; id < vocab.Count; id++)
         {
             var t = vocab.Tokens[id];
+            initial.Add((t, id));
+            _maxInitialLen = Math.Max(_maxInitialLen, t.Length);
             if (Prefix.Length > 0 && t.Length > Prefix.Length && t.StartsWith(Prefix, StringComparison.Ordinal))
             {
-                cont.TryAdd(t.Substring(Prefix.Length), id);
+                cont.Add((t.Substring(Prefix.Length), id));
                 _maxContinuationLen = Math.Max(_maxContinuationLen, t.Length - Prefix.Length);
             }
-            _maxInitialLen = Math.Max(_maxInitialLen, t.Length);
         }
+        _initial = new VocabTable(initial);
         if (Prefix.Length == 0)
         {
-            _continuation = vocab.Lookup;
+            _continuation = _initial;
             _maxContinuationLen = _maxInitialLen;
         }
-        else _continuation = cont.GetAlternateLookup<ReadOnlySpan<char>>();
+        else _continuation = new VocabTable(cont);
     }
 
     public string UnkToken { get; }
@@ -58,6 +59,28 @@ public sealed class WordPiece
         for (int i = 0; i < buf.Count; i++) output.Add((_vocab[buf.Ids[i]], buf.Starts[i], buf.Ends[i]));
     }
 
+    [ThreadStatic] static TokenBuffer? t_buffer;
+    [ThreadStatic] static int[]? t_identityStarts, t_identityEnds;
+
+    /// <summary>Appends the ids of the pieces of one already-normalized <paramref name="word"/> to <paramref name="ids"/> (allocation-free).</summary>
+    public void TokenizeToIds(ReadOnlySpan<char> word, List<int> ids)
+    {
+        if (word.IsEmpty) return;
+        var buf = t_buffer ??= new TokenBuffer();
+        if (t_identityStarts is null || t_identityStarts.Length < word.Length)
+        {
+            int n = Math.Max(word.Length, 256);
+            t_identityStarts = new int[n];
+            t_identityEnds = new int[n];
+            for (int i = 0; i < n; i++) { t_identityStarts[i] = i; t_identityEnds![i] = i + 1; }
+        }
+        int cps = word.Length;
+        for (int i = 1; i < word.Length; i++) if (char.IsLowSurrogate(word[i]) && char.IsHighSurrogate(word[i - 1])) cps--;
+        buf.Clear();
+        Tokenize(word, cps, t_identityStarts, t_identityEnds!, 0, buf);
+        for (int i = 0; i < buf.Count; i++) ids.Add(buf.Ids[i]);
+    }
+
     /// <summary>
     /// Core: the pieces of a normalized word (UTF-16 <paramref name="word"/>, <paramref name="codePoints"/> long), each
     /// mapped to original offsets through <paramref name="starts"/>/<paramref name="ends"/> (one entry per UTF-16 unit of
@@ -72,18 +95,21 @@ public sealed class WordPiece
             return;
         }
         int first = output.Count;
+        Span<uint> prefixHash = len <= 256 ? stackalloc uint[len + 1] : new uint[len + 1];
         int s = 0;
         while (s < len)
         {
             int limit = s == 0 ? _maxInitialLen : _maxContinuationLen;
             int e = len - s > limit ? s + limit : len;
             if (e < len && char.IsLowSurrogate(word[e]) && e > s) e--;
+            // Hashes of word[s..k) for every k up to e, in one pass.
+            uint h = 0;
+            for (int k = s; k < e; k++) prefixHash[k + 1] = h = VocabTable.Step(h, word[k]);
+            var table = s == 0 ? _initial : _continuation;
             int id = -1;
             while (e > s)
             {
-                var piece = word.Slice(s, e - s);
-                if (s == 0 ? _initial.TryGetValue(piece, out id) : _continuation.TryGetValue(piece, out id)) break;
-                id = -1;
+                if (table.TryGet(word.Slice(s, e - s), prefixHash[e], out id)) break;
                 e--;
                 if (e > s && char.IsLowSurrogate(word[e])) e--;
             }
