@@ -3,6 +3,7 @@
 var suites = new Dictionary<string, Func<string[], int>>(StringComparer.OrdinalIgnoreCase)
 {
     // suites: keep one line each
+    ["tokenizer"] = BertSharp.Bench.TokenizerBench.Run,
     ["vocab"] = VocabBench.Run,
 };
 if (args.Length == 0 || !suites.TryGetValue(args[0], out var run))

@@ -16,6 +16,7 @@ public static class BertCli
             InfoCommand.Create,
             NspCommand.Create,
             PretrainDemoCommand.Create,
+            TokenizeCommand.Create,
         })
             root.Subcommands.Add(verb());
         return root;
