@@ -27,8 +27,9 @@ public static class TokenizerBench
                 default: Console.Error.WriteLine($"unknown argument {args[i]}; usage: tokenizer [--texts N] [--passes N] [--corpus PATH]"); return 2;
             }
         }
-        if (SharedAssets.Root is null) { Console.Error.WriteLine("shared assets not found (set BERTSHARP_ASSETS)"); return 2; }
-        string A(string rel) => Path.Combine(SharedAssets.Root, rel);
+        var root = SharedAssets.Root;
+        if (root is null) { Console.Error.WriteLine("shared assets not found (set BERTSHARP_ASSETS)"); return 2; }
+        string A(string rel) => Path.Combine(root, rel);
         corpus ??= A("assets/data/imdb/train.jsonl");
         var vocabPath = A("assets/vocab/bert-base-uncased/vocab.txt");
 
