@@ -107,7 +107,7 @@ public static partial class TextCorpus
     }
 
     /// <summary>The string value of <paramref name="field"/> in one JSONL line; null for a blank line.</summary>
-    static string? ParseJsonLine(string line, string field, string path, long lineNo)
+    internal static string? ParseJsonLine(string line, string field, string path, long lineNo)
     {
         if (string.IsNullOrWhiteSpace(line)) return null;
         JsonDocument doc;
@@ -128,10 +128,10 @@ public static partial class TextCorpus
             if (doc.RootElement.ValueKind != JsonValueKind.Object)
                 throw new FormatException($"{path}:{lineNo}: expected a JSON object, found {doc.RootElement.ValueKind}");
             if (!doc.RootElement.TryGetProperty(field, out var value))
-                throw new FormatException($"{path}:{lineNo}: the object has no field '{field}'");
+                throw new FormatException($"{path}:{lineNo}: the object has no field \"{field}\"");
             if (value.ValueKind == JsonValueKind.Null) return null;
             if (value.ValueKind != JsonValueKind.String)
-                throw new FormatException($"{path}:{lineNo}: field '{field}' is a {value.ValueKind}, expected a string");
+                throw new FormatException($"{path}:{lineNo}: field \"{field}\" is a {value.ValueKind}, expected a string");
             return value.GetString();
         }
     }

@@ -179,7 +179,7 @@ public sealed class VocabTrainerTests
         Assert.StartsWith($"{bad}:2: invalid JSON", e.Message);
         var noField = dir.Write("nofield.jsonl", "{\"body\": \"x\"}\n");
         e = Assert.Throws<FormatException>(() => TextCorpus.Read([noField], new TextCorpusOptions { Format = TextCorpusFormat.Jsonl }).ToList());
-        Assert.Equal($"{noField}:1: the object has no field 'text'", e.Message);
+        Assert.Equal($"{noField}:1: the object has no field \"text\"", e.Message);
         var br = dir.Write("br.jsonl", "{\"text\": \"one<br /><br />two<BR>three\"}\n\n{\"text\": null}\n");
         Assert.Equal(["one  two three"], TextCorpus.Read([br], new TextCorpusOptions { Format = TextCorpusFormat.Jsonl }).ToList());
     }
