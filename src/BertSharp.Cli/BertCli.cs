@@ -17,6 +17,7 @@ public static class BertCli
             NspCommand.Create,
             PretrainDemoCommand.Create,
             TokenizeCommand.Create,
+            VocabCommand.Create,
         })
             root.Subcommands.Add(verb());
         return root;

@@ -33,7 +33,7 @@ static class FillMaskCommand
             }
             foreach (var mask in masks)
             {
-                var table = new Table().Title($"[MASK] at position {mask.Position}").AddColumns("rank", "token", "id", "score");
+                var table = new Table().Title(Markup.Escape($"[MASK] at position {mask.Position}")).AddColumns("rank", "token", "id", "score");
                 int rank = 1;
                 foreach (var p in mask.Predictions) table.AddRow((rank++).ToString(), Markup.Escape(p.Token), p.Id.ToString(), p.Score.ToString("F4"));
                 AnsiConsole.Write(table);

@@ -92,3 +92,27 @@ public class InferenceCliTests
         Assert.Equal("", stdout.Trim());
     }
 }
+
+public class CliTreeTests
+{
+    [Fact]
+    public void EveryVerbIsRegisteredAndHasHelp()
+    {
+        var names = BertSharp.Cli.BertCli.Build().Subcommands.Select(c => c.Name).ToHashSet();
+        foreach (var verb in new[] { "info", "fill-mask", "nsp", "pretrain-demo", "tokenize", "vocab" })
+        {
+            Assert.Contains(verb, names);
+            var (exit, stdout, _) = CliHarness.Run(verb, "--help");
+            Assert.Equal(0, exit);
+            Assert.Contains("Usage:", stdout);
+        }
+    }
+
+    [AssetFact(TestAssets.TinyRandom)]
+    public void FillMaskTableOutputSucceeds()
+    {
+        // Regression: the table title contains "[MASK]", which Spectre markup must not parse as a style.
+        var (exit, _, stderr) = CliHarness.Run("fill-mask", "--model", TestAssets.Path(TestAssets.TinyRandom), "paris is the [MASK] of france.");
+        Assert.True(exit == 0, stderr);
+    }
+}
