@@ -3,6 +3,8 @@
 var suites = new Dictionary<string, Func<string[], int>>(StringComparer.OrdinalIgnoreCase)
 {
     // suites: keep one line each
+    ["tokenizer"] = BertSharp.Bench.TokenizerBench.Run,
+    ["vocab"] = VocabBench.Run,
     ["training"] = BertSharp.Bench.TrainingBench.Run,
 };
 if (args.Length == 0 || !suites.TryGetValue(args[0], out var run))

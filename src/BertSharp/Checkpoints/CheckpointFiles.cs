@@ -151,7 +151,7 @@ public static partial class CheckpointFiles
                 map[p.Name] = p.Value.ValueKind == JsonValueKind.String ? p.Value.GetString()!
                     : throw new InvalidDataException($"sharded checkpoint index '{indexPath}': weight_map['{p.Name}'] is not a file name");
         }
-        catch (JsonException ex)
+        catch (Exception ex) when (ex is JsonException or InvalidOperationException)
         {
             throw new InvalidDataException($"sharded checkpoint index '{indexPath}' is not valid JSON ({ex.Message})", ex);
         }

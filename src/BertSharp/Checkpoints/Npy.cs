@@ -134,8 +134,6 @@ public static partial class Npy
         var s = ShapeRx().Match(header);
         if (!d.Success || !f.Success || !s.Success)
             throw new InvalidDataException($"npy file '{path}': cannot parse header {header.Trim()}");
-        if (f.Groups[1].Value == "True")
-            throw new NotSupportedException($"npy file '{path}': Fortran-order arrays are not supported");
         var descr = d.Groups[1].Value;
         var dtype = ToScalarType(descr);
         var shape = s.Groups[1].Value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
@@ -143,9 +141,33 @@ public static partial class Npy
                 : throw new InvalidDataException($"npy file '{path}': bad shape entry '{x}'"))
             .ToArray();
         var dataStart = start + headerLen;
-        var expected = TensorMemory.Numel(shape, $"npy file '{path}'") * TensorMemory.ElementSize(dtype);
+        var expected = TensorMemory.ByteSize(shape, dtype, $"npy file '{path}'");
         if (bytes.Length - dataStart != expected)
             throw new InvalidDataException($"npy file '{path}': {descr} shape ({string.Join(", ", shape)}) needs {expected} data bytes, found {bytes.Length - dataStart}");
-        return new NpyArray(descr, shape, bytes.AsSpan(dataStart).ToArray());
+        var data = bytes.AsSpan(dataStart).ToArray();
+        if (f.Groups[1].Value == "True") data = FortranToC(data, shape, (int)TensorMemory.ElementSize(dtype));
+        return new NpyArray(descr, shape, data);
+    }
+
+    /// <summary>Reorders column-major (Fortran) element bytes into row-major (C) order.</summary>
+    static byte[] FortranToC(byte[] src, long[] shape, int elementSize)
+    {
+        if (shape.Length < 2) return src;
+        var dst = new byte[src.Length];
+        long count = src.Length / elementSize;
+        var index = new long[shape.Length];
+        for (long c = 0; c < count; c++)
+        {
+            // Offset of the element with multi-index `index` in Fortran order (first axis fastest).
+            long fortran = 0, stride = 1;
+            for (int axis = 0; axis < shape.Length; axis++) { fortran += index[axis] * stride; stride *= shape[axis]; }
+            Array.Copy(src, fortran * elementSize, dst, c * elementSize, elementSize);
+            for (int axis = shape.Length - 1; axis >= 0; axis--)   // advance the C-order multi-index (last axis fastest)
+            {
+                if (++index[axis] < shape[axis]) break;
+                index[axis] = 0;
+            }
+        }
+        return dst;
     }
 }

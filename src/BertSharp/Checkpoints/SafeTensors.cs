@@ -17,6 +17,7 @@ public static class SafeTensors
     public const long MaxHeaderBytes = 100_000_000;
 
     const string MetadataKey = "__metadata__";
+    static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
     /// <summary>One tensor's header entry.</summary>
     public sealed record Entry(string Name, string DType, long[] Shape, long Begin, long End);
@@ -77,6 +78,11 @@ public static class SafeTensors
         var dataStart = 8 + (long)headerLen;
         var dataLength = fileLength - dataStart;
 
+        try { _ = StrictUtf8.GetCharCount(header); }
+        catch (DecoderFallbackException ex)
+        {
+            throw new InvalidDataException($"safetensors file '{path}': the {headerLen}-byte header is not valid UTF-8 ({ex.Message})", ex);
+        }
         JsonDocument doc;
         try { doc = JsonDocument.Parse(header); }
         catch (JsonException ex)
@@ -147,7 +153,7 @@ public static class SafeTensors
                 throw new InvalidDataException($"{where}: data_offsets [{e.Begin}, {e.End}] end before they begin");
             if (e.End > dataLength)
                 throw new InvalidDataException($"{where}: data_offsets [{e.Begin}, {e.End}] run past the end of the data ({dataLength} bytes; file truncated?)");
-            var expected = TensorMemory.Numel(e.Shape, where) * TensorMemory.ElementSize(dtype);
+            var expected = TensorMemory.ByteSize(e.Shape, dtype, where);
             if (e.End - e.Begin != expected)
                 throw new InvalidDataException($"{where}: {e.DType} shape [{string.Join(", ", e.Shape)}] needs {expected} bytes but data_offsets [{e.Begin}, {e.End}] span {e.End - e.Begin}");
         }

@@ -31,6 +31,14 @@ internal static class TensorMemory
         return n;
     }
 
+    /// <summary>Bytes of a tensor of <paramref name="shape"/>/<paramref name="dtype"/>; throws on overflow.</summary>
+    public static long ByteSize(IReadOnlyList<long> shape, ScalarType dtype, string what)
+    {
+        var n = Numel(shape, what);
+        try { return checked(n * ElementSize(dtype)); }
+        catch (OverflowException) { throw new InvalidDataException($"{what}: shape [{string.Join(", ", shape)}] is too large"); }
+    }
+
     static void EnsureLittleEndian()
     {
         if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("checkpoint readers assume a little-endian host");

@@ -104,7 +104,7 @@ public sealed class TfBundleReader : IDisposable
             throw new InvalidOperationException($"TF checkpoint '{Prefix}': tensor '{name}' is DT_STRING; read it with ReadStrings");
         var dtype = ToScalarType(info.DType)
             ?? throw new NotSupportedException($"TF checkpoint '{Prefix}': tensor '{name}' has unsupported dtype {info.DTypeName}");
-        var expected = TensorMemory.Numel(info.Shape, $"TF checkpoint '{Prefix}', tensor '{name}'") * TensorMemory.ElementSize(dtype);
+        var expected = TensorMemory.ByteSize(info.Shape, dtype, $"TF checkpoint '{Prefix}', tensor '{name}'");
         if (expected != info.Size)
             throw new InvalidDataException($"TF checkpoint '{Prefix}': tensor '{name}' ({info.DTypeName} [{string.Join(", ", info.Shape)}]) needs {expected} bytes but its entry says {info.Size}");
         var handle = Shard(info);
@@ -134,6 +134,8 @@ public sealed class TfBundleReader : IDisposable
         ReadExactly(Shard(info), buf, info.Offset, info);
         var where = $"TF checkpoint '{Prefix}', string tensor '{name}'";
         var n = TensorMemory.Numel(info.Shape, where);
+        if (n > buf.Length) // every element needs at least a 1-byte length
+            throw new InvalidDataException($"{where}: shape [{string.Join(", ", info.Shape)}] has {n} elements but the tensor is only {buf.Length} bytes");
         // Layout: varint64 length per element, uint32 masked crc32c of the lengths, then the bytes. The entry's crc
         // covers each length (as uint32 LE, uint64 if larger), the stored length checksum and the string bytes.
         var lengths = new ulong[n];

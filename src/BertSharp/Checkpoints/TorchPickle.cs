@@ -233,7 +233,8 @@ public static class TorchPickle
                     for (var i = 0; i < r.Shape.Length; i++)
                     {
                         if (r.Stride[i] < 0) throw new InvalidDataException($"{where}: negative stride {r.Stride[i]}");
-                        last += (r.Shape[i] - 1) * r.Stride[i];
+                        try { last = checked(last + (r.Shape[i] - 1) * r.Stride[i]); }
+                        catch (OverflowException) { last = long.MaxValue; break; }
                     }
                     if (last >= st.Numel)
                         throw new InvalidDataException($"{where}: view (offset {r.Offset}, size [{string.Join(", ", r.Shape)}], stride [{string.Join(", ", r.Stride)}]) reaches element {last} but storage '{st.Key}' has {st.Numel} elements");
@@ -278,7 +279,7 @@ public static class TorchPickle
         var entryName = prefix + "data/" + st.Key;
         var entry = zip.GetEntry(entryName)
             ?? throw new InvalidDataException($"PyTorch checkpoint '{path}': storage '{entryName}' used by tensor '{tensorName}' is missing from the archive");
-        var bytes = st.Numel * TensorMemory.ElementSize(st.DType);
+        var bytes = TensorMemory.ByteSize([st.Numel], st.DType, $"PyTorch checkpoint '{path}', storage '{entryName}'");
         if (entry.Length != bytes)
             throw new InvalidDataException($"PyTorch checkpoint '{path}': storage '{entryName}' is {entry.Length} bytes, expected {bytes} ({st.Numel} × {st.DType})");
         try

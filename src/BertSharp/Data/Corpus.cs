@@ -182,7 +182,6 @@ public static class CorpusReader
     public static string DetokenizeAtMarkers(string line) =>
         line.Contains('@') ? line.Replace(" @.@ ", ".").Replace(" @,@ ", ",").Replace(" @-@ ", "-") : line;
 
-    static readonly Regex BrTag = new(@"<br\s*/?>", RegexOptions.IgnoreCase | RegexOptions.Compiled);
 
     /// <summary>
     /// JSONL: each non-blank line is one JSON object and one document; <paramref name="field"/> must be a string.
@@ -195,23 +194,9 @@ public static class CorpusReader
         while (reader.TryReadLine(out var line))
         {
             if (string.IsNullOrWhiteSpace(line)) continue;
-            string text;
-            try
-            {
-                using var doc = JsonDocument.Parse(line);
-                if (doc.RootElement.ValueKind != JsonValueKind.Object)
-                    throw new FormatException($"{path}:{reader.LineNumber}: expected a JSON object, got {doc.RootElement.ValueKind}");
-                if (!doc.RootElement.TryGetProperty(field, out var value))
-                    throw new FormatException($"{path}:{reader.LineNumber}: the record has no \"{field}\" field");
-                if (value.ValueKind != JsonValueKind.String)
-                    throw new FormatException($"{path}:{reader.LineNumber}: field \"{field}\" is {value.ValueKind}, expected a string");
-                text = value.GetString()!;
-            }
-            catch (JsonException e)
-            {
-                throw new FormatException($"{path}:{reader.LineNumber}: invalid JSON ({e.Message})");
-            }
-            var sentences = splitter.Split(BrTag.Replace(text, " "));
+            var text = TextCorpus.ParseJsonLine(line, field, path, reader.LineNumber);
+            if (text is null) continue;
+            var sentences = splitter.Split(TextCorpus.StripHtmlBreaks(text));
             if (sentences.Count > 0) yield return new Document($"{path}:{reader.LineNumber}", sentences);
         }
     }

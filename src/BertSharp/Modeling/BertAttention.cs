@@ -27,7 +27,7 @@ public sealed class BertSelfAttention : nn.Module
     public Tensor forward(Tensor hidden, Tensor? mask)
     {
         long b = hidden.shape[0], l = hidden.shape[1];
-        Tensor Split(Linear proj) => proj.forward(hidden).view(b, l, _heads, _headDim).transpose(1, 2);
+        Tensor Split(Linear proj) => proj.Apply(hidden).view(b, l, _heads, _headDim).transpose(1, 2);
         var context = nn.functional.scaled_dot_product_attention(
             Split(query), Split(key), Split(value), mask, training ? _dropout : 0.0);
         return context.transpose(1, 2).reshape(b, l, (long)_heads * _headDim);
@@ -49,7 +49,7 @@ public sealed class BertSelfOutput : nn.Module
         RegisterComponents();
     }
 
-    public Tensor forward(Tensor hidden, Tensor residual) => LayerNorm.forward(dropout.forward(dense.forward(hidden)) + residual);
+    public Tensor forward(Tensor hidden, Tensor residual) => LayerNorm.forward(dropout.forward(dense.Apply(hidden)) + residual);
 }
 
 /// <summary>Self-attention followed by its output block (HF <c>BertAttention</c>).</summary>

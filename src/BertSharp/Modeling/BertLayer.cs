@@ -17,7 +17,7 @@ public sealed class BertIntermediate : nn.Module
         RegisterComponents();
     }
 
-    public Tensor forward(Tensor hidden) => Activations.Apply(_act, dense.forward(hidden));
+    public Tensor forward(Tensor hidden) => Activations.Apply(_act, dense.Apply(hidden));
 }
 
 /// <summary>Feed-forward down-projection, dropout, residual + LayerNorm (HF <c>BertOutput</c>).</summary>
@@ -35,7 +35,7 @@ public sealed class BertOutput : nn.Module
         RegisterComponents();
     }
 
-    public Tensor forward(Tensor hidden, Tensor residual) => LayerNorm.forward(dropout.forward(dense.forward(hidden)) + residual);
+    public Tensor forward(Tensor hidden, Tensor residual) => LayerNorm.forward(dropout.forward(dense.Apply(hidden)) + residual);
 }
 
 /// <summary>One transformer block: attention then feed-forward.</summary>

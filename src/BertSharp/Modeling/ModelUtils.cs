@@ -51,4 +51,31 @@ public static class ModelUtils
     /// <summary>Number of distinct parameters (tied tensors counted once, like HF's num_parameters()).</summary>
     public static long CountParameters(nn.Module model) =>
         model.named_parameters().Where(p => !IsTiedAlias(p.name)).Sum(p => p.parameter.numel());
+
+    /// <summary>
+    /// Inference precision, autocast-style: the weights of every Linear inside the transformer layers (where nearly
+    /// all FLOPs are) become <paramref name="dtype"/>; embeddings, LayerNorms, the residual stream, attention
+    /// softmax, pooler and heads stay float32 (see <see cref="LinearExtensions.Apply"/>). Logits are therefore
+    /// computed in float32: a bf16 residual stream or MLM decoder would round every value to 8 mantissa bits.
+    /// Meant for inference; train with float32 master weights.
+    /// </summary>
+    public static void ToInferenceDType(nn.Module model, ScalarType dtype)
+    {
+        if (dtype == ScalarType.Float32) return;
+        var bert = model as BertModel ?? (model as IBertWithEncoder)?.Bert
+            ?? throw new ArgumentException($"{model.GetType().Name} has no BERT encoder to convert");
+        foreach (var (_, m) in bert.encoder.named_modules())
+            if (m is Linear lin) lin.to(dtype);
+    }
+}
+
+/// <summary>Runs a Linear whose weights may be in a lower precision than its input (mixed-precision inference).</summary>
+public static class LinearExtensions
+{
+    /// <summary>y = linear(x) computed in the weight's dtype and returned in x's dtype.</summary>
+    public static Tensor Apply(this Linear linear, Tensor x)
+    {
+        var w = linear.weight!.dtype;
+        return w == x.dtype ? linear.forward(x) : linear.forward(x.to(w)).to(x.dtype);
+    }
 }

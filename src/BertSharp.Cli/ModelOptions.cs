@@ -1,0 +1,39 @@
+using System.CommandLine;
+using BertSharp.Inference;
+using TorchSharp;
+
+namespace BertSharp.Cli;
+
+/// <summary>The options every model-running verb shares: --model, --dtype, --threads, --device, --json.</summary>
+sealed class ModelOptions
+{
+    public readonly Option<string?> Model = new("--model") { Description = $"Model directory (HF or Google layout); default ${ModelResolver.EnvVar}" };
+    public readonly Option<string> DType = new("--dtype") { Description = "float32 | bfloat16", DefaultValueFactory = _ => "float32" };
+    public readonly Option<int?> Threads = new("--threads") { Description = "Intra-op threads (default: all cores)" };
+    public readonly Option<string> Device = new("--device") { Description = "cpu | cuda (needs the CUDA TorchSharp package)", DefaultValueFactory = _ => "cpu" };
+    public readonly Option<bool> Json = new("--json") { Description = "Machine-readable JSON output" };
+
+    public void AddTo(Command command)
+    {
+        command.Options.Add(Model);
+        command.Options.Add(DType);
+        command.Options.Add(Threads);
+        command.Options.Add(Device);
+        command.Options.Add(Json);
+    }
+
+    /// <summary>Applies threads/device/dtype and loads the pipeline; warns on stderr about missing weights.</summary>
+    public BertPipeline LoadPipeline(ParseResult parse)
+    {
+        Runtime.SetThreads(parse.GetValue(Threads));
+        var device = Runtime.ParseDevice(parse.GetValue(Device));
+        var dtype = Runtime.ParseDType(parse.GetValue(DType));
+        var dir = ModelResolver.Resolve(parse.GetValue(Model));
+        var pipeline = BertPipeline.Load(dir, dtype, device);
+        if (pipeline.Report.Unexpected.Count > 0 && parse.GetValue(Cli.VerboseOption))
+            Console.Error.WriteLine($"bert: note: {pipeline.Report.Unexpected.Count} checkpoint tensors unused: {string.Join(", ", pipeline.Report.Unexpected.Take(5))}");
+        if (pipeline.Report.Missing.Count > 0)
+            Console.Error.WriteLine($"bert: note: {pipeline.Report.Missing.Count} weights not in the checkpoint (newly initialised): {string.Join(", ", pipeline.Report.Missing.Take(5))}{(pipeline.Report.Missing.Count > 5 ? ", …" : "")}");
+        return pipeline;
+    }
+}

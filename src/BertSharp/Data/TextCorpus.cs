@@ -1,0 +1,138 @@
+using System.Text;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+
+namespace BertSharp.Data;
+
+/// <summary>How a corpus file stores its documents.</summary>
+public enum TextCorpusFormat
+{
+    /// <summary>Plain UTF-8 text, one document per line; blank lines are skipped.</summary>
+    Text,
+    /// <summary>JSON Lines: one object per line, the document is the string in <see cref="TextCorpusOptions.Field"/>.</summary>
+    Jsonl,
+}
+
+/// <summary>Options for <see cref="TextCorpus"/>.</summary>
+public sealed record TextCorpusOptions
+{
+    public TextCorpusFormat Format { get; init; } = TextCorpusFormat.Text;
+    /// <summary>The JSONL property holding the text.</summary>
+    public string Field { get; init; } = "text";
+    /// <summary>
+    /// Replace HTML line breaks (<c>&lt;br /&gt;</c>, <c>&lt;br/&gt;</c>, <c>&lt;br&gt;</c>, any case) with a space, as the IMDB
+    /// reviews need. Null = on for JSONL, off for plain text.
+    /// </summary>
+    public bool? StripHtmlBreaks { get; init; }
+
+    public bool EffectiveStripHtmlBreaks => StripHtmlBreaks ?? Format == TextCorpusFormat.Jsonl;
+
+    /// <summary>Parses a --format value ("text" or "jsonl", case-insensitive).</summary>
+    public static TextCorpusFormat ParseFormat(string value) => value.Trim().ToLowerInvariant() switch
+    {
+        "text" or "txt" => TextCorpusFormat.Text,
+        "jsonl" or "json" => TextCorpusFormat.Jsonl,
+        _ => throw new ArgumentException($"unknown input format '{value}' (expected text or jsonl)"),
+    };
+}
+
+/// <summary>
+/// Streams documents from text or JSONL files, one line at a time (memory is independent of file size).
+/// Reports progress in bytes read over the total size of all files.
+/// </summary>
+public static partial class TextCorpus
+{
+    [GeneratedRegex(@"<br\s*/?>", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)]
+    private static partial Regex HtmlBreak();
+
+    /// <summary>Replaces HTML line breaks with a single space.</summary>
+    public static string StripHtmlBreaks(string text) =>
+        text.Contains('<') ? HtmlBreak().Replace(text, " ") : text;
+
+    /// <summary>Checks that every path is an existing file; returns the total size in bytes.</summary>
+    public static long TotalBytes(IReadOnlyList<string> paths)
+    {
+        if (paths.Count == 0) throw new ArgumentException("no input files given");
+        long total = 0;
+        foreach (var p in paths)
+        {
+            if (Directory.Exists(p)) throw new ArgumentException($"{p}: is a directory, expected a file");
+            if (!File.Exists(p)) throw new FileNotFoundException($"input file not found: {p}", p);
+            total += new FileInfo(p).Length;
+        }
+        return total;
+    }
+
+    /// <summary>
+    /// Lazily reads the documents of <paramref name="paths"/> in order. <paramref name="bytesRead"/> (if given) is called
+    /// now and then with the cumulative number of bytes consumed. Bad JSONL lines throw <see cref="FormatException"/> naming
+    /// file:line.
+    /// </summary>
+    public static IEnumerable<string> Read(IReadOnlyList<string> paths, TextCorpusOptions? options = null, Action<long>? bytesRead = null)
+    {
+        options ??= new TextCorpusOptions();
+        TotalBytes(paths); // fail fast on a missing file, before anything is read
+        long done = 0;
+        foreach (var path in paths)
+        {
+            using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan);
+            using var reader = new StreamReader(stream, new UTF8Encoding(false, true), detectEncodingFromByteOrderMarks: true, bufferSize: 1 << 16);
+            long lineNo = 0, lastReport = 0;
+            while (true)
+            {
+                string? line;
+                try
+                {
+                    line = reader.ReadLine();
+                }
+                catch (DecoderFallbackException e)
+                {
+                    throw new FormatException($"{path}:{lineNo + 1}: invalid UTF-8 ({e.Message})");
+                }
+                if (line is null) break;
+                lineNo++;
+                if (bytesRead is not null && stream.Position - lastReport >= 1 << 16)
+                {
+                    lastReport = stream.Position;
+                    bytesRead(done + lastReport);
+                }
+                string? doc = options.Format == TextCorpusFormat.Jsonl ? ParseJsonLine(line, options.Field, path, lineNo) : line;
+                if (string.IsNullOrWhiteSpace(doc)) continue;
+                if (options.EffectiveStripHtmlBreaks) doc = StripHtmlBreaks(doc);
+                yield return doc;
+            }
+            done += stream.Length;
+            bytesRead?.Invoke(done);
+        }
+    }
+
+    /// <summary>The string value of <paramref name="field"/> in one JSONL line; null for a blank line.</summary>
+    internal static string? ParseJsonLine(string line, string field, string path, long lineNo)
+    {
+        if (string.IsNullOrWhiteSpace(line)) return null;
+        JsonDocument doc;
+        try
+        {
+            doc = JsonDocument.Parse(line);
+        }
+        catch (JsonException e)
+        {
+            var why = e.Message;
+            int cut = why.IndexOf(" LineNumber:", StringComparison.Ordinal);
+            if (cut > 0) why = why[..cut];
+            var at = e.BytePositionInLine is long b ? $" at byte {b + 1}" : "";
+            throw new FormatException($"{path}:{lineNo}: invalid JSON{at}: {why}");
+        }
+        using (doc)
+        {
+            if (doc.RootElement.ValueKind != JsonValueKind.Object)
+                throw new FormatException($"{path}:{lineNo}: expected a JSON object, found {doc.RootElement.ValueKind}");
+            if (!doc.RootElement.TryGetProperty(field, out var value))
+                throw new FormatException($"{path}:{lineNo}: the object has no field \"{field}\"");
+            if (value.ValueKind == JsonValueKind.Null) return null;
+            if (value.ValueKind != JsonValueKind.String)
+                throw new FormatException($"{path}:{lineNo}: field \"{field}\" is a {value.ValueKind}, expected a string");
+            return value.GetString();
+        }
+    }
+}

@@ -1,0 +1,123 @@
+using BertSharp.Checkpoints;
+using BertSharp.Inference;
+using BertSharp.Modeling;
+using BertSharp.Tokenization;
+using TorchSharp;
+using Xunit;
+using static TorchSharp.torch;
+
+namespace BertSharp.Tests.Modeling;
+
+public class ModelDirectoryTests : IDisposable
+{
+    readonly string _tmp = Path.Combine(Path.GetTempPath(), "bertsharp-md-" + Guid.NewGuid().ToString("N"));
+
+    public ModelDirectoryTests() => Directory.CreateDirectory(_tmp);
+    public void Dispose() { if (Directory.Exists(_tmp)) Directory.Delete(_tmp, true); }
+
+    static Vocabulary TinyVocab() => new(new[] { "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "cat", "sat", "on", "mat", ".", "##s" });
+
+    static BertConfig TinyConfig => BertConfig.Preset("tiny") with { VocabSize = 12, MaxPositionEmbeddings = 32 };
+
+    [Fact]
+    public void SaveThenLoadGivesIdenticalOutputs()
+    {
+        var config = TinyConfig;
+        using var model = new BertForPreTraining(config);
+        ModelUtils.InitWeights(model, config, seed: 7);
+        model.eval();
+        var tok = new BertTokenizer(TinyVocab());
+        var dir = Path.Combine(_tmp, "model");
+        ModelDirectory.Save(model, config, tok, dir);
+        Assert.True(File.Exists(Path.Combine(dir, "config.json")));
+        Assert.True(File.Exists(Path.Combine(dir, "model.safetensors")));
+        Assert.True(File.Exists(Path.Combine(dir, "vocab.txt")));
+        Assert.True(File.Exists(Path.Combine(dir, "tokenizer_config.json")));
+        Assert.DoesNotContain(Directory.GetDirectories(_tmp), d => Path.GetFileName(d).StartsWith('.'));
+
+        var (loaded, report) = ModelDirectory.Open(dir).LoadModel(c => new BertForPreTraining(c), seed: 999);
+        Assert.Empty(report.Missing);
+        Assert.Empty(report.Unexpected);
+        using var _ = inference_mode();
+        var ids = tensor(new long[] { 2, 5, 6, 4, 8, 5, 9, 10, 3 }).unsqueeze(0);
+        var a = model.forward(ids);
+        var b = loaded.forward(ids);
+        Assert.Equal(0f, (a.PredictionLogits - b.PredictionLogits).abs().max().item<float>());
+        Assert.Equal(0f, (a.SeqRelationshipLogits - b.SeqRelationshipLogits).abs().max().item<float>());
+    }
+
+    [Fact]
+    public void SavingOverAnExistingDirectoryReplacesItAtomically()
+    {
+        var config = TinyConfig;
+        using var model = new BertForPreTraining(config);
+        var dir = Path.Combine(_tmp, "m");
+        ModelDirectory.Save(model, config, new BertTokenizer(TinyVocab()), dir);
+        File.WriteAllText(Path.Combine(dir, "stale.txt"), "x");
+        ModelDirectory.Save(model, config, new BertTokenizer(TinyVocab()), dir);
+        Assert.False(File.Exists(Path.Combine(dir, "stale.txt")));
+        Assert.Single(Directory.GetDirectories(_tmp));
+    }
+
+    [Fact]
+    public void ShapeMismatchNamesTensorAndShapes()
+    {
+        var config = TinyConfig;
+        using var model = new BertForPreTraining(config);
+        var dir = Path.Combine(_tmp, "m");
+        ModelDirectory.Save(model, config, new BertTokenizer(TinyVocab()), dir);
+        // Config says a wider intermediate layer than the weights have.
+        (config with { IntermediateSize = 256 }).Save(Path.Combine(dir, "config.json"));
+        var e = Assert.Throws<InvalidDataException>(() => ModelDirectory.Open(dir).LoadModel(c => new BertForPreTraining(c)));
+        Assert.Contains("intermediate.dense.weight", e.Message);
+        Assert.Contains("[512, 128]", e.Message);
+        Assert.Contains("[256, 128]", e.Message);
+    }
+
+    [Fact]
+    public void MissingPiecesAreClearErrors()
+    {
+        var e1 = Assert.Throws<DirectoryNotFoundException>(() => ModelDirectory.Open(Path.Combine(_tmp, "nope")));
+        Assert.Contains("model directory not found", e1.Message);
+        var e2 = Assert.Throws<FileNotFoundException>(() => ModelDirectory.Open(_tmp));
+        Assert.Contains("config.json", e2.Message);
+        TinyConfig.Save(Path.Combine(_tmp, "config.json"));
+        var e3 = Assert.Throws<FileNotFoundException>(() => ModelDirectory.Open(_tmp));
+        Assert.Contains("no weights found", e3.Message);
+    }
+
+    [Fact]
+    public void LoaderAcceptsBarePrefixAndOldLayerNormNames()
+    {
+        var config = TinyConfig;
+        using var source = new BertModel(config);
+        ModelUtils.InitWeights(source, config, seed: 5);
+        // A bare BertModel state dict with TF-era gamma/beta names, loaded into BertForPreTraining.
+        var dict = source.state_dict().ToDictionary(
+            kv => kv.Key.Replace("LayerNorm.weight", "LayerNorm.gamma").Replace("LayerNorm.bias", "LayerNorm.beta"), kv => kv.Value);
+        using var target = new BertForPreTraining(config);
+        var report = StateDictLoader.Load(target, dict);
+        Assert.All(report.Missing, k => Assert.StartsWith("cls.", k));
+        Assert.Empty(report.Unexpected);
+        Assert.Equal(0f, (target.bert.embeddings.LayerNorm.weight! - source.embeddings.LayerNorm.weight!).abs().max().item<float>());
+    }
+
+    [Fact]
+    public void ResolverExplainsHowToGetAModel()
+    {
+        var saved = Environment.GetEnvironmentVariable(ModelResolver.EnvVar);
+        Environment.SetEnvironmentVariable(ModelResolver.EnvVar, null);
+        try
+        {
+            var e = Assert.Throws<ArgumentException>(() => ModelResolver.Resolve(null));
+            Assert.Contains("--model", e.Message);
+            Assert.Contains(ModelResolver.EnvVar, e.Message);
+            Environment.SetEnvironmentVariable(ModelResolver.EnvVar, _tmp);
+            Assert.Equal(Path.GetFullPath(_tmp), ModelResolver.Resolve(null));
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable(ModelResolver.EnvVar, saved);
+        }
+    }
+}
