@@ -1,3 +1,4 @@
+using BertSharp.Inference;
 using BertSharp.Modeling;
 using BertSharp.Tokenization;
 using TorchSharp;
@@ -17,20 +18,20 @@ static class PretrainedModelIO
     public static void Save(nn.Module model, BertConfig config, BertTokenizer? tokenizer, string dir, IReadOnlyDictionary<string, string> metadata)
     {
         var cfg = config with { Extra = WithArchitecture(config.Extra) };
+        if (tokenizer is not null)
+        {
+            // The inference code's writer: exactly what `bert fill-mask` and HF from_pretrained read.
+            ModelDirectory.Save(model, cfg, tokenizer, dir, metadata);
+            return;
+        }
+        // No tokenizer (engine tests with synthetic ids): config + weights only.
         cfg.Save(Path.Combine(dir, "config.json"));
         var meta = new Dictionary<string, string>(metadata) { ["format"] = "pt" };
         using (var scope = NewDisposeScope())
         {
-            // bf16 training: store float32 weights (what users and HF expect).
             var weights = model.named_parameters().Where(p => !ModelUtils.IsTiedAlias(p.name))
                 .Select(p => new KeyValuePair<string, Tensor>(p.name, p.parameter.dtype == ScalarType.Float32 ? p.parameter : p.parameter.to(ScalarType.Float32)));
             StateFile.Save(Path.Combine(dir, WeightsFile), weights, meta);
-        }
-        if (tokenizer is not null)
-        {
-            tokenizer.Vocab.Save(Path.Combine(dir, "vocab.txt"));
-            File.WriteAllText(Path.Combine(dir, "tokenizer_config.json"),
-                $"{{\n  \"do_lower_case\": {(tokenizer.Options.DoLowerCase ? "true" : "false")},\n  \"tokenizer_class\": \"BertTokenizer\"\n}}\n");
         }
     }
 

@@ -47,7 +47,7 @@ public static class Pretrainer
         torch.set_num_threads(train.Threads ?? Environment.ProcessorCount);
         MallocTuning.Apply();
 
-        var tokenizer = LoadTokenizer(config, resumeDir, log);
+        var tokenizer = LoadTokenizer(config, resumeDir, run.OutputDir, log);
         var modelConfig = ResolveModelConfig(config, resumeDir, tokenizer.Vocab.Count);
 
         var cacheRoot = data.CacheDir ?? Path.Combine(run.OutputDir, "cache");
@@ -85,16 +85,32 @@ public static class Pretrainer
         return trainer.Run(resumeDir, cancel);
     }
 
-    static BertTokenizer LoadTokenizer(PretrainConfig config, string? resumeDir, Action<string> log)
+    static BertTokenizer LoadTokenizer(PretrainConfig config, string? resumeDir, string outputDir, Action<string> log)
     {
         var data = config.Data;
         var options = new BertTokenizerOptions { DoLowerCase = data.Lowercase };
         if (resumeDir is not null && File.Exists(Path.Combine(resumeDir, "vocab.txt")))
             return BertTokenizer.FromDirectory(resumeDir);
         if (data.Vocab is not null) return BertTokenizer.FromVocabFile(data.Vocab, options);
-        if (data.TrainVocab is not null)
-            throw new NotSupportedException("--train-vocab is not available yet (the WordPiece vocabulary trainer has not been merged); " +
-                                            "train one with `bert vocab train` and pass --vocab FILE");
+        if (data.TrainVocab is { } size)
+        {
+            // Learned once per output folder (a rerun or resume reuses OUTPUT/vocab.txt).
+            var path = Path.Combine(outputDir, "vocab.txt");
+            if (File.Exists(path))
+            {
+                log($"vocab: reusing {path}");
+                return BertTokenizer.FromVocabFile(path, options);
+            }
+            Directory.CreateDirectory(outputDir);
+            log($"vocab: training a {size:N0}-token WordPiece vocabulary on the corpus");
+            var texts = CorpusReader.Read(data.ToCorpusSpec(data.Corpus)).SelectMany(d => d.Sentences);
+            var vocab = WordPieceTrainer.Train(texts, new WordPieceTrainerOptions { VocabSize = size, Lowercase = data.Lowercase });
+            var tmp = path + ".tmp";
+            WordPieceTrainer.Save(vocab, tmp);
+            File.Move(tmp, path, overwrite: true);
+            log($"vocab: {vocab.Count:N0} tokens → {path}");
+            return BertTokenizer.FromVocabFile(path, options);
+        }
         if (config.Init is not null)
         {
             log($"tokenizer: {config.Init}/vocab.txt");
@@ -164,7 +180,8 @@ public static class Pretrainer
     static (PretrainingDataset Train, PretrainingDataset? Eval) BuildDatasets(PretrainDataConfig data, BertTokenizer tokenizer,
         PretrainingDataOptions options, string cacheRoot, Action<string> log)
     {
-        var cache = new CacheOptions { Log = log };
+        // No nested progress display: the caller may already show a live one; cache steps are reported via log.
+        var cache = new CacheOptions { Log = log, ShowProgress = false };
         var spec = data.ToCorpusSpec(data.Corpus);
         // Held-out examples keep fixed (static) masks so every evaluation scores the same predictions.
         var evalOptions = options with { Masking = MaskingMode.Static, DupeFactor = 1 };
