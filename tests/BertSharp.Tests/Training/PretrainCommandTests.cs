@@ -67,6 +67,14 @@ public class PretrainCommandTests
         Assert.Equal(30522, (int)effective["model_cfg"]!["vocab_size"]!);
         var hfConfig = JsonNode.Parse(File.ReadAllText(Path.Combine(cp, "config.json")))!;
         Assert.Equal("bert", (string?)hfConfig["model_type"]);
+        // The checkpoint is a model directory that the inference pipeline (bert fill-mask) loads; its predictions
+        // are the ones the training-time probe printed.
+        using (var pipeline = BertSharp.Inference.BertPipeline.Load(cp))
+        {
+            var top = pipeline.FillMask("the man went to the [MASK] .", 5).Single().Predictions;
+            var probeLine = stdout.Split('\n').Single(l => l.StartsWith("probe @6:", StringComparison.Ordinal));
+            Assert.Contains($"→ {top[0].Token} (", probeLine);
+        }
         var straight = StepLosses(output);
         Assert.Equal(6, straight.Length);
 
