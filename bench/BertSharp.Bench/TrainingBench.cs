@@ -13,7 +13,7 @@ namespace BertSharp.Bench;
 /// `training` suite: tokens/s of one pretraining update (forward + backward + AdamW with clipping) at batch 8 × 128
 /// for the tiny, mini and base presets (vocab 30,522), fp32 and bf16 mixed precision, with the MLM head scored at the
 /// masked positions only (what the trainer does) and at all positions (what Hugging Face does).
-/// Args: [presets comma-separated] [steps] [threads].
+/// Args: [presets comma-separated] [steps] [threads] [masked = skip the all-positions rows].
 /// </summary>
 public static class TrainingBench
 {
@@ -22,8 +22,9 @@ public static class TrainingBench
     public static int Run(string[] args)
     {
         var presets = args.Length > 0 ? args[0].Split(',') : ["tiny", "mini", "base"];
-        int? stepsArg = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : null;
+        int? stepsArg = args.Length > 1 && int.Parse(args[1], CultureInfo.InvariantCulture) is > 0 and var n ? n : null;
         int threads = args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : Environment.ProcessorCount;
+        bool[] mlmModes = args.Length > 3 && args[3] == "masked" ? [true] : [true, false];
         torch.set_num_threads(threads);
         bool tuned = Environment.GetEnvironmentVariable("BERTSHARP_NO_MALLOPT") != "1" && MallocTuning.Apply();
 
@@ -41,7 +42,7 @@ public static class TrainingBench
             int steps = stepsArg ?? (preset == "base" ? 4 : preset == "mini" ? 12 : 30);
             int warm = preset == "base" ? 2 : 5;
             foreach (var dtype in new[] { "float32", "bfloat16" })
-                foreach (var masked in new[] { true, false })
+                foreach (var masked in mlmModes)
                 {
                     var (perStep, optShare) = Measure(preset, dtype, masked, warm, masked ? steps : Math.Max(3, steps / 3));
                     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,

@@ -127,8 +127,10 @@ public sealed class AdamWOptimizer : IDisposable
         StepCount++;
         double bc1 = o.BiasCorrection ? 1 - Math.Pow(o.Beta1, StepCount) : 1.0;
         double bc2 = o.BiasCorrection ? 1 - Math.Pow(o.Beta2, StepCount) : 1.0;
-        double stepSize = lr / bc1;
+        // torch: w −= lr/bc1 · m / (√v/√bc2 + ε)  ≡  w −= (lr·√bc2/bc1) · m / (√v + ε·√bc2)  (one pass fewer)
         double bc2Sqrt = Math.Sqrt(bc2);
+        double stepSize = lr * bc2Sqrt / bc1;
+        double epsHat = o.Eps * bc2Sqrt;
         for (int i = 0; i < _slots.Count; i++)
         {
             var g = grads[i];
@@ -136,11 +138,9 @@ public sealed class AdamWOptimizer : IDisposable
             var s = _slots[i];
             var w = s.Master ?? s.Param;
             if (s.Decay && o.WeightDecay != 0) w.mul_(1 - lr * o.WeightDecay);
-            s.ExpAvg.mul_(o.Beta1).add_(g, alpha: 1 - o.Beta1);
+            s.ExpAvg.lerp_(g, 1 - o.Beta1);  // β1·m + (1 − β1)·g
             s.ExpAvgSq.mul_(o.Beta2).addcmul_(g, g, value: 1 - o.Beta2);
-            var denom = s.ExpAvgSq.sqrt();
-            if (bc2Sqrt != 1.0) denom.div_(bc2Sqrt);
-            denom.add_(o.Eps);
+            var denom = s.ExpAvgSq.sqrt().add_(epsHat);
             w.addcdiv_(s.ExpAvg, denom, value: -stepSize);
             if (s.Master is not null) s.Param.copy_(s.Master);
         }
