@@ -47,7 +47,7 @@ public static class Pretrainer
         torch.set_num_threads(train.Threads ?? Environment.ProcessorCount);
         MallocTuning.Apply();
 
-        var tokenizer = LoadTokenizer(config, resumeDir, log);
+        var tokenizer = LoadTokenizer(config, resumeDir, run.OutputDir, log);
         var modelConfig = ResolveModelConfig(config, resumeDir, tokenizer.Vocab.Count);
 
         var cacheRoot = data.CacheDir ?? Path.Combine(run.OutputDir, "cache");
@@ -85,16 +85,34 @@ public static class Pretrainer
         return trainer.Run(resumeDir, cancel);
     }
 
-    static BertTokenizer LoadTokenizer(PretrainConfig config, string? resumeDir, Action<string> log)
+    static BertTokenizer LoadTokenizer(PretrainConfig config, string? resumeDir, string outputDir, Action<string> log)
     {
         var data = config.Data;
         var options = new BertTokenizerOptions { DoLowerCase = data.Lowercase };
         if (resumeDir is not null && File.Exists(Path.Combine(resumeDir, "vocab.txt")))
             return BertTokenizer.FromDirectory(resumeDir);
         if (data.Vocab is not null) return BertTokenizer.FromVocabFile(data.Vocab, options);
-        if (data.TrainVocab is not null)
-            throw new NotSupportedException("--train-vocab is not available yet (the WordPiece vocabulary trainer has not been merged); " +
-                                            "train one with `bert vocab train` and pass --vocab FILE");
+        if (data.TrainVocab is int size)
+        {
+            // The IMDB recipe: learn a WordPiece vocabulary on the training corpus itself, then pretrain with it.
+            var path = Path.Combine(outputDir, "vocab.txt");
+            if (!File.Exists(path))
+            {
+                var files = data.CorpusFormat == "dir"
+                    ? data.Corpus.SelectMany(d => Directory.EnumerateFiles(d, "*.txt").Order(StringComparer.Ordinal)).ToList()
+                    : data.Corpus;
+                var corpus = new TextCorpusOptions
+                {
+                    Format = data.CorpusFormat == "jsonl" ? TextCorpusFormat.Jsonl : TextCorpusFormat.Text,
+                    Field = data.TextField,
+                };
+                var result = WordPieceTrainer.TrainFiles(files, corpus, new WordPieceTrainerOptions { VocabSize = size, Lowercase = data.Lowercase });
+                Directory.CreateDirectory(outputDir);
+                WordPieceTrainer.Save(result.Vocabulary, path);
+                log($"vocabulary: trained {result.Vocabulary.Count:N0} WordPiece tokens on the corpus → {path}");
+            }
+            return BertTokenizer.FromVocabFile(path, options);
+        }
         if (config.Init is not null)
         {
             log($"tokenizer: {config.Init}/vocab.txt");
