@@ -1,6 +1,4 @@
-using System.CommandLine;
 using System.Text.Json.Nodes;
-using BertSharp.Cli;
 using BertSharp.Training;
 using Xunit;
 
@@ -12,21 +10,7 @@ public class PretrainCommandTests
 {
     const string Sample = "assets/data/bert_pretraining_sample/sample_text.txt";
 
-    static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var root = new RootCommand("test");
-        root.Subcommands.Add(PretrainCommand.Create());
-        var (oldOut, oldErr) = (Console.Out, Console.Error);
-        var (o, e) = (new StringWriter(), new StringWriter());
-        Console.SetOut(o);
-        Console.SetError(e);
-        try { return (root.Parse(args).Invoke(), o.ToString(), e.ToString()); }
-        finally
-        {
-            Console.SetOut(oldOut);
-            Console.SetError(oldErr);
-        }
-    }
+    static (int Code, string Out, string Err) Run(params string[] args) => Cli.CliHarness.Run(args);
 
     static string TinyModelConfig(string dir)
     {
@@ -108,5 +92,24 @@ public class PretrainCommandTests
         var (code, _, stderr) = Run("pretrain", "--train-config", cfg, "--output", Path.Combine(dir, "o"));
         Assert.NotEqual(0, code);
         Assert.Contains("batch_sise", stderr);
+    }
+
+    [AssetFact(Sample)]
+    public void TrainVocabLearnsAVocabularyFromTheCorpusFirst()
+    {
+        var dir = TinyPretraining.TempDir("cli-vocab");
+        var output = Path.Combine(dir, "out");
+        var (code, stdout, stderr) = Run("pretrain", "--corpus", TestAssets.Path(Sample), "--train-vocab", "300",
+            "--model-config", TinyModelConfig(dir), "--steps", "2", "--batch-size", "4", "--max-seq-length", "32", "--max-pred", "5",
+            "--threads", "1", "--no-tensorboard", "--no-plots", "--eval-fraction", "0", "--output", output);
+        Assert.True(code == 0, stderr + stdout);
+        var vocab = File.ReadAllLines(Path.Combine(output, "vocab.txt"));
+        Assert.Equal(300, vocab.Length);
+        Assert.Equal(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"], vocab[..5]);
+        Assert.Contains("the", vocab);
+        // The checkpoint carries the learned vocabulary and a matching vocab_size.
+        var cp = Directory.GetDirectories(output, "checkpoint-*").Single();
+        Assert.Equal(vocab, File.ReadAllLines(Path.Combine(cp, "vocab.txt")));
+        Assert.Equal(300, (int)JsonNode.Parse(File.ReadAllText(Path.Combine(cp, "config.json")))!["vocab_size"]!);
     }
 }

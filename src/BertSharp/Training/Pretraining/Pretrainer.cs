@@ -92,23 +92,25 @@ public static class Pretrainer
         if (resumeDir is not null && File.Exists(Path.Combine(resumeDir, "vocab.txt")))
             return BertTokenizer.FromDirectory(resumeDir);
         if (data.Vocab is not null) return BertTokenizer.FromVocabFile(data.Vocab, options);
-        if (data.TrainVocab is { } size)
+        if (data.TrainVocab is int size)
         {
-            // Learned once per output folder (a rerun or resume reuses OUTPUT/vocab.txt).
+            // The IMDB recipe: learn a WordPiece vocabulary on the training corpus itself, then pretrain with it.
             var path = Path.Combine(outputDir, "vocab.txt");
-            if (File.Exists(path))
+            if (!File.Exists(path))
             {
-                log($"vocab: reusing {path}");
-                return BertTokenizer.FromVocabFile(path, options);
+                var files = data.CorpusFormat == "dir"
+                    ? data.Corpus.SelectMany(d => Directory.EnumerateFiles(d, "*.txt").Order(StringComparer.Ordinal)).ToList()
+                    : data.Corpus;
+                var corpus = new TextCorpusOptions
+                {
+                    Format = data.CorpusFormat == "jsonl" ? TextCorpusFormat.Jsonl : TextCorpusFormat.Text,
+                    Field = data.TextField,
+                };
+                var result = WordPieceTrainer.TrainFiles(files, corpus, new WordPieceTrainerOptions { VocabSize = size, Lowercase = data.Lowercase });
+                Directory.CreateDirectory(outputDir);
+                WordPieceTrainer.Save(result.Vocabulary, path);
+                log($"vocabulary: trained {result.Vocabulary.Count:N0} WordPiece tokens on the corpus → {path}");
             }
-            Directory.CreateDirectory(outputDir);
-            log($"vocab: training a {size:N0}-token WordPiece vocabulary on the corpus");
-            var texts = CorpusReader.Read(data.ToCorpusSpec(data.Corpus)).SelectMany(d => d.Sentences);
-            var vocab = WordPieceTrainer.Train(texts, new WordPieceTrainerOptions { VocabSize = size, Lowercase = data.Lowercase });
-            var tmp = path + ".tmp";
-            WordPieceTrainer.Save(vocab, tmp);
-            File.Move(tmp, path, overwrite: true);
-            log($"vocab: {vocab.Count:N0} tokens → {path}");
             return BertTokenizer.FromVocabFile(path, options);
         }
         if (config.Init is not null)
