@@ -1,0 +1,98 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using static TorchSharp.torch;
+
+namespace BertSharp.Inference;
+
+/// <summary>
+/// Process-wide settings that make libtorch faster on CPU. The allocator tuning is applied automatically when the
+/// BertSharp assembly loads (see <see cref="ModuleInit"/>); <see cref="Initialize"/> additionally sets the intra-op
+/// thread count. Everything is idempotent.
+/// </summary>
+public static partial class Runtime
+{
+    /// <summary>Set to <c>off</c> to leave glibc's allocator at its defaults (for A/B measurements).</summary>
+    public const string MallocEnvVar = "BERTSHARP_MALLOC";
+
+    // glibc <malloc.h> parameter numbers.
+    const int M_TRIM_THRESHOLD = -1;
+    const int M_TOP_PAD = -2;
+    const int M_MMAP_THRESHOLD = -3;
+    const int M_MMAP_MAX = -4;
+
+    static readonly object Gate = new();
+    static bool _mallocDone, _initDone;
+
+    /// <summary>What <see cref="TuneMalloc"/> did, for benchmark reports ("off", "glibc: …", "n/a: …").</summary>
+    public static string MallocTuning { get; private set; } = "not applied";
+
+    /// <summary>
+    /// Keeps glibc from handing freed memory back to the OS. libtorch allocates every intermediate tensor with
+    /// <c>posix_memalign</c>; by default blocks ≥ 128 KiB–32 MiB are mmapped and unmapped on free, and the heap top is
+    /// trimmed, so each forward pass touches fresh pages again (~6 µs per 4 KiB page on the reference VM). Serving
+    /// large blocks from the heap and never trimming it keeps the pages resident and reusable. Linux/glibc only.
+    /// </summary>
+    public static void TuneMalloc()
+    {
+        lock (Gate)
+        {
+            if (_mallocDone) return;
+            _mallocDone = true;
+            var mode = (Environment.GetEnvironmentVariable(MallocEnvVar) ?? "").Trim().ToLowerInvariant();
+            if (mode == "off") { MallocTuning = "off"; return; }
+            if (!OperatingSystem.IsLinux()) { MallocTuning = "n/a: not Linux"; return; }
+            try
+            {
+                bool ok = true;
+                if (mode == "mmap32")
+                {
+                    ok &= mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1;
+                    ok &= mallopt(M_TRIM_THRESHOLD, int.MaxValue) == 1;
+                    MallocTuning = ok ? "glibc: mmap threshold 32 MiB, no trim" : "glibc: mallopt refused";
+                }
+                else
+                {
+                    ok &= mallopt(M_MMAP_MAX, 0) == 1;
+                    ok &= mallopt(M_TRIM_THRESHOLD, int.MaxValue) == 1;
+                    ok &= mallopt(M_TOP_PAD, 64 << 20) == 1;
+                    MallocTuning = ok ? "glibc: no mmap, no trim, 64 MiB top pad" : "glibc: mallopt refused";
+                }
+            }
+            catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+            {
+                MallocTuning = "n/a: no glibc mallopt";
+            }
+        }
+    }
+
+    /// <summary>Thread count libtorch uses for intra-op parallelism after <see cref="Initialize"/>.</summary>
+    public static int Threads => get_num_threads();
+
+    /// <summary>
+    /// Applies <see cref="TuneMalloc"/> and sets libtorch's intra-op threads to <paramref name="threads"/>
+    /// (default: the number of logical cores). Call once at start, before the first tensor operation.
+    /// </summary>
+    public static void Initialize(int? threads = null)
+    {
+        TuneMalloc();
+        lock (Gate)
+        {
+            if (_initDone && threads is null) return;
+            _initDone = true;
+            set_num_threads(threads ?? Environment.ProcessorCount);
+        }
+    }
+
+    [LibraryImport("libc", EntryPoint = "mallopt")]
+    private static partial int mallopt(int param, int value);
+
+    internal static class ModuleInit
+    {
+        // Allocator settings must precede the allocations they are meant to govern, so they are applied as soon as
+        // the library is loaded: every host (CLI, bench, tests, user applications) gets them without a call.
+#pragma warning disable CA2255 // ModuleInitializer in a library: intentional, see above.
+        [ModuleInitializer]
+        internal static void Run() => TuneMalloc();
+#pragma warning restore CA2255
+    }
+}
