@@ -22,7 +22,7 @@ public static class InferenceBench
 {
     sealed record Options(
         string[] Presets, int[] Batches, int SeqLen, string[] DTypes, int Warmup, int Repeats, double MinSeconds,
-        int Threads, bool Load, bool Csv);
+        int Threads, bool Load, bool Csv, string? AB);
 
     sealed record Cell(string Preset, string DType, int Batch, int SeqLen, int Iters, double Median, double Min, double Max);
 
@@ -34,10 +34,11 @@ public static class InferenceBench
         {
             Console.Error.WriteLine($"inference: {e.Message}");
             Console.Error.WriteLine("usage: inference [--presets tiny,base] [--batches 1,8,32] [--seq 128] [--dtypes fp32,bf16] " +
-                                    "[--warmup 2] [--repeats 5] [--min-seconds 1] [--threads N] [--no-load] [--csv]");
+                                    "[--warmup 2] [--repeats 5] [--min-seconds 1] [--threads N] [--no-load] [--csv] [--ab malloc]");
             return 2;
         }
         Runtime.Initialize(o.Threads);
+        if (o.AB is not null) return RunAB(o);
 
         var cells = new List<Cell>();
         foreach (var preset in o.Presets)
@@ -57,6 +58,7 @@ public static class InferenceBench
         int seq = 128, warmup = 2, repeats = 5, threads = Environment.ProcessorCount;
         double minSeconds = 1.0;
         bool load = true, csv = false;
+        string? ab = null;
         for (int i = 0; i < args.Length; i++)
         {
             string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
@@ -73,6 +75,7 @@ public static class InferenceBench
                 case "--threads": threads = int.Parse(Next(), CultureInfo.InvariantCulture); break;
                 case "--no-load": load = false; break;
                 case "--csv": csv = true; break;
+                case "--ab": ab = Next(); break;
                 default: throw new ArgumentException($"unknown argument '{args[i]}'");
             }
         }
@@ -80,7 +83,67 @@ public static class InferenceBench
             if (d is not ("fp32" or "bf16")) throw new ArgumentException($"dtype '{d}' (expected fp32 or bf16)");
         foreach (var p in presets) BertConfig.Preset(p);
         if (repeats < 1 || warmup < 0 || seq < 1 || batches.Any(b => b < 1)) throw new ArgumentException("sizes must be positive");
-        return new Options(presets, batches, seq, dtypes, warmup, repeats, minSeconds, threads, load, csv);
+        if (ab is not (null or "malloc")) throw new ArgumentException("--ab takes: malloc");
+        return new Options(presets, batches, seq, dtypes, warmup, repeats, minSeconds, threads, load, csv, ab);
+    }
+
+    /// <summary>
+    /// Development aid: in one process, alternates timed samples with a setting on (A) and off (B) — so far the
+    /// allocator tuning — so both see the same machine load. Prints median seq/s of each and the
+    /// median of the paired A/B ratios.
+    /// </summary>
+    static int RunAB(Options o)
+    {
+        Action<bool> set = on => Runtime.SetMallocTuned(on);
+        Console.WriteLine($"| A/B: {o.AB} on vs off | batch × seq | on seq/s | off seq/s | median paired on/off |");
+        Console.WriteLine("|---|---|---:|---:|---:|");
+        foreach (var preset in o.Presets)
+        foreach (var dtype in o.DTypes)
+        {
+            var config = BertConfig.Preset(preset);
+            using var model = new BertModel(config);
+            ModelUtils.InitWeights(model, config);
+            model.eval();
+            if (dtype == "bf16") model.to(ScalarType.BFloat16);
+            var gen = new Generator(1234);
+            foreach (var batch in o.Batches)
+            {
+                using var ids = randint(config.VocabSize, [batch, o.SeqLen], dtype: ScalarType.Int64, generator: gen);
+                double Sample(bool on)
+                {
+                    set(on);
+                    double total = 0;
+                    int k = 0;
+                    do { total += Step(model, ids); k++; } while (total < o.MinSeconds);
+                    return (double)batch * k / total;
+                }
+                for (int w = 0; w < o.Warmup; w++) { Sample(true); Sample(false); }
+                var a = new List<double>();
+                var b = new List<double>();
+                var ratios = new List<double>();
+                for (int r = 0; r < o.Repeats; r++)
+                {
+                    // Alternate which goes first so drift does not favour one side.
+                    double ra, rb;
+                    if (r % 2 == 0) { ra = Sample(true); rb = Sample(false); }
+                    else { rb = Sample(false); ra = Sample(true); }
+                    a.Add(ra); b.Add(rb); ratios.Add(ra / rb);
+                }
+                set(true);
+                Console.WriteLine($"| {preset} {dtype} | {batch} × {o.SeqLen} | {Fmt(Median(a.ToArray()))} | {Fmt(Median(b.ToArray()))} | " +
+                                  $"{Median(ratios.ToArray()):0.00}× ({ratios.Min():0.00}–{ratios.Max():0.00}) |");
+            }
+        }
+        return 0;
+    }
+
+    static double Step(BertModel model, Tensor ids)
+    {
+        var sw = Stopwatch.StartNew();
+        using (inference_mode())
+        using (NewDisposeScope())
+            _ = model.forward(ids).LastHiddenState.numel();
+        return sw.Elapsed.TotalSeconds;
     }
 
     static IEnumerable<Cell> RunModel(string preset, string dtype, Options o)
@@ -97,18 +160,7 @@ public static class InferenceBench
         foreach (var batch in o.Batches)
         {
             using var ids = randint(config.VocabSize, [batch, o.SeqLen], dtype: ScalarType.Int64, generator: gen);
-            double Step()
-            {
-                var sw = Stopwatch.StartNew();
-                using (inference_mode())
-                using (NewDisposeScope())
-                {
-                    var output = model.forward(ids);
-                    // Reading one element forces nothing extra on CPU but keeps the result observably used.
-                    _ = output.LastHiddenState.numel();
-                }
-                return sw.Elapsed.TotalSeconds;
-            }
+            double Step() => InferenceBench.Step(model, ids);
             for (int w = 0; w < o.Warmup; w++) Step();
             // Each timed run repeats the forward pass until it has lasted --min-seconds (at least once).
             var rates = new double[o.Repeats];

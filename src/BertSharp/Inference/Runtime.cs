@@ -65,6 +65,28 @@ public static partial class Runtime
         }
     }
 
+    /// <summary>
+    /// For A/B measurements only: switches between the tuned allocator settings and glibc's static defaults
+    /// (128 KiB mmap and trim thresholds) at run time. Linux/glibc only; returns false where unavailable.
+    /// </summary>
+    public static bool SetMallocTuned(bool tuned)
+    {
+        if (!OperatingSystem.IsLinux()) return false;
+        try
+        {
+            bool ok = true;
+            ok &= mallopt(M_MMAP_MAX, tuned ? 0 : 65536) == 1;
+            ok &= mallopt(M_TRIM_THRESHOLD, tuned ? int.MaxValue : 128 << 10) == 1;
+            ok &= mallopt(M_TOP_PAD, tuned ? 64 << 20 : 0) == 1;
+            ok &= mallopt(M_MMAP_THRESHOLD, 128 << 10) == 1;
+            return ok;
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+            return false;
+        }
+    }
+
     /// <summary>Thread count libtorch uses for intra-op parallelism after <see cref="Initialize"/>.</summary>
     public static int Threads => get_num_threads();
 
