@@ -24,7 +24,7 @@ public static class InferenceBench
         string[] Presets, int[] Batches, int SeqLen, string[] DTypes, int Warmup, int Repeats, double MinSeconds,
         int Threads, bool Load, bool Csv, string? AB);
 
-    sealed record Cell(string Preset, string DType, int Batch, int SeqLen, int Iters, double Median, double Min, double Max);
+    sealed record Cell(string Preset, string DType, int Batch, int SeqLen, int Iters, double Median, double Min, double Max, double CpuEq);
 
     public static int Run(string[] args)
     {
@@ -37,7 +37,10 @@ public static class InferenceBench
                                     "[--warmup 2] [--repeats 5] [--min-seconds 1] [--threads N] [--no-load] [--csv] [--ab malloc]");
             return 2;
         }
+        if (Environment.GetEnvironmentVariable("BERTSHARP_FTZ") == "1" && !Runtime.SetFlushDenormal(true))
+            Console.Error.WriteLine("inference: flush-denormal not available");
         Runtime.Initialize(o.Threads);
+        _loadStart = LoadAverage();
         if (o.AB is not null) return RunAB(o);
 
         var cells = new List<Cell>();
@@ -95,8 +98,8 @@ public static class InferenceBench
     static int RunAB(Options o)
     {
         Action<bool> set = on => Runtime.SetMallocTuned(on);
-        Console.WriteLine($"| A/B: {o.AB} on vs off | batch × seq | on seq/s | off seq/s | median paired on/off |");
-        Console.WriteLine("|---|---|---:|---:|---:|");
+        Console.WriteLine($"| A/B: {o.AB} on vs off | batch × seq | on seq/s | off seq/s | paired on/off (wall) | on/off per CPU-second | sys share on / off |");
+        Console.WriteLine("|---|---|---:|---:|---:|---:|---:|");
         foreach (var preset in o.Presets)
         foreach (var dtype in o.DTypes)
         {
@@ -109,32 +112,44 @@ public static class InferenceBench
             foreach (var batch in o.Batches)
             {
                 using var ids = randint(config.VocabSize, [batch, o.SeqLen], dtype: ScalarType.Int64, generator: gen);
-                double Sample(bool on)
+                // Returns (seq/s wall, seq per CPU-second, share of CPU time spent in the kernel).
+                (double Wall, double PerCpu, double Sys) Sample(bool on)
                 {
                     set(on);
+                    var (u0, s0) = CpuTimes();
                     double total = 0;
                     int k = 0;
                     do { total += Step(model, ids); k++; } while (total < o.MinSeconds);
-                    return (double)batch * k / total;
+                    var (u1, s1) = CpuTimes();
+                    double cpu = Math.Max(1e-3, u1 - u0 + s1 - s0);
+                    return ((double)batch * k / total, batch * k / cpu, (s1 - s0) / cpu);
                 }
                 for (int w = 0; w < o.Warmup; w++) { Sample(true); Sample(false); }
-                var a = new List<double>();
-                var b = new List<double>();
-                var ratios = new List<double>();
+                var a = new List<(double Wall, double PerCpu, double Sys)>();
+                var b = new List<(double Wall, double PerCpu, double Sys)>();
                 for (int r = 0; r < o.Repeats; r++)
                 {
                     // Alternate which goes first so drift does not favour one side.
-                    double ra, rb;
-                    if (r % 2 == 0) { ra = Sample(true); rb = Sample(false); }
-                    else { rb = Sample(false); ra = Sample(true); }
-                    a.Add(ra); b.Add(rb); ratios.Add(ra / rb);
+                    if (r % 2 == 0) { a.Add(Sample(true)); b.Add(Sample(false)); }
+                    else { b.Add(Sample(false)); a.Add(Sample(true)); }
                 }
                 set(true);
-                Console.WriteLine($"| {preset} {dtype} | {batch} × {o.SeqLen} | {Fmt(Median(a.ToArray()))} | {Fmt(Median(b.ToArray()))} | " +
-                                  $"{Median(ratios.ToArray()):0.00}× ({ratios.Min():0.00}–{ratios.Max():0.00}) |");
+                var wall = a.Zip(b, (x, y) => x.Wall / y.Wall).ToArray();
+                var perCpu = a.Zip(b, (x, y) => x.PerCpu / y.PerCpu).ToArray();
+                Console.WriteLine($"| {preset} {dtype} | {batch} × {o.SeqLen} | {Fmt(Median(a.Select(x => x.Wall).ToArray()))} | " +
+                                  $"{Fmt(Median(b.Select(x => x.Wall).ToArray()))} | {Median(wall):0.00}× ({wall.Min():0.00}–{wall.Max():0.00}) | " +
+                                  $"{Median(perCpu):0.00}× ({perCpu.Min():0.00}–{perCpu.Max():0.00}) | " +
+                                  $"{Median(a.Select(x => x.Sys).ToArray()):P0} / {Median(b.Select(x => x.Sys).ToArray()):P0} |");
             }
         }
         return 0;
+    }
+
+    /// <summary>(user, system) CPU seconds of this process so far.</summary>
+    static (double User, double Sys) CpuTimes()
+    {
+        using var p = Process.GetCurrentProcess();
+        return (p.UserProcessorTime.TotalSeconds, p.PrivilegedProcessorTime.TotalSeconds);
     }
 
     static double Step(BertModel model, Tensor ids)
@@ -164,17 +179,22 @@ public static class InferenceBench
             for (int w = 0; w < o.Warmup; w++) Step();
             // Each timed run repeats the forward pass until it has lasted --min-seconds (at least once).
             var rates = new double[o.Repeats];
+            var cpuEq = new double[o.Repeats];
             int iters = 0;
             for (int r = 0; r < o.Repeats; r++)
             {
+                var (u0, s0) = CpuTimes();
                 double total = 0;
                 int k = 0;
                 do { total += Step(); k++; } while (total < o.MinSeconds);
+                var (u1, s1) = CpuTimes();
                 rates[r] = (double)batch * k / total;
+                // Throughput if this process had its threads' cores to itself: sequences per (CPU-seconds / threads).
+                cpuEq[r] = batch * k / Math.Max(1e-3, (u1 - u0 + s1 - s0) / Runtime.Threads);
                 iters = Math.Max(iters, k);
             }
             Array.Sort(rates);
-            var cell = new Cell(preset, dtype, batch, o.SeqLen, iters, Median(rates), rates[0], rates[^1]);
+            var cell = new Cell(preset, dtype, batch, o.SeqLen, iters, Median(rates), rates[0], rates[^1], Median(cpuEq));
             Console.Error.WriteLine($"  {preset} {dtype} {batch}x{o.SeqLen}: {Fmt(cell.Median)} seq/s " +
                                     $"(min {Fmt(cell.Min)}, max {Fmt(cell.Max)}, {o.Repeats} runs, ≤ {iters} iters each)");
             cells.Add(cell);
@@ -254,7 +274,7 @@ public static class InferenceBench
             foreach (var d in dtypes)
             {
                 var c = cells.Single(x => x.Preset == preset && x.Batch == batch && x.DType == d);
-                w.Write($" {Fmt(c.Median)} ({Fmt(c.Min)}–{Fmt(c.Max)}) |");
+                w.Write($" {Fmt(c.Median)} ({Fmt(c.Min)}–{Fmt(c.Max)}) [{Fmt(c.CpuEq)}] |");
             }
             if (dtypes.Contains("fp32") && dtypes.Contains("bf16"))
             {
@@ -267,6 +287,9 @@ public static class InferenceBench
         w.WriteLine();
         w.WriteLine($"Warm-up {o.Warmup} iterations; {o.Repeats} timed runs of ≥ {o.MinSeconds:0.##} s each; (min–max) over runs. " +
                     "No padding, so no attention mask. bf16 = every parameter converted with `.to(BFloat16)`.");
+        w.WriteLine("[CPU-eq.] = sequences per (process CPU-seconds ÷ threads): an estimate of what the run would reach with its cores to itself, " +
+                    "for runs on an oversubscribed machine (spin-waiting threads inflate CPU time, so it is a lower bound).");
+        w.WriteLine($"Load average (1/5/15 min) at start: {_loadStart}; at end: {LoadAverage()}.");
         if (load is { } l)
         {
             w.WriteLine();
@@ -281,12 +304,20 @@ public static class InferenceBench
         if (o.Csv)
         {
             w.WriteLine();
-            w.WriteLine("preset,dtype,batch,seq,iters,median,min,max");
+            w.WriteLine("preset,dtype,batch,seq,iters,median,min,max,cpu_eq");
             foreach (var c in cells)
                 w.WriteLine(string.Join(',', c.Preset, c.DType, c.Batch, c.SeqLen, c.Iters,
                     c.Median.ToString("0.###", CultureInfo.InvariantCulture), c.Min.ToString("0.###", CultureInfo.InvariantCulture),
-                    c.Max.ToString("0.###", CultureInfo.InvariantCulture)));
+                    c.Max.ToString("0.###", CultureInfo.InvariantCulture), c.CpuEq.ToString("0.###", CultureInfo.InvariantCulture)));
         }
+    }
+
+    static string _loadStart = "?";
+
+    static string LoadAverage()
+    {
+        try { return string.Join(" / ", File.ReadAllText("/proc/loadavg").Split(' ').Take(3)); }
+        catch (IOException) { return "?"; }
     }
 
     static IEnumerable<string> MachineLines(Options o)

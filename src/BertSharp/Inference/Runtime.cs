@@ -11,7 +11,10 @@ namespace BertSharp.Inference;
 /// </summary>
 public static partial class Runtime
 {
-    /// <summary>Set to <c>off</c> to leave glibc's allocator at its defaults (for A/B measurements).</summary>
+    /// <summary>
+    /// <c>off</c> leaves glibc's allocator at its defaults; <c>nommap</c> never mmaps (all blocks from the heap);
+    /// anything else (default): mmap threshold 32 MiB and no trimming.
+    /// </summary>
     public const string MallocEnvVar = "BERTSHARP_MALLOC";
 
     // glibc <malloc.h> parameter numbers.
@@ -44,18 +47,19 @@ public static partial class Runtime
             try
             {
                 bool ok = true;
-                if (mode == "mmap32")
-                {
-                    ok &= mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1;
-                    ok &= mallopt(M_TRIM_THRESHOLD, int.MaxValue) == 1;
-                    MallocTuning = ok ? "glibc: mmap threshold 32 MiB, no trim" : "glibc: mallopt refused";
-                }
-                else
+                if (mode == "nommap")
                 {
                     ok &= mallopt(M_MMAP_MAX, 0) == 1;
                     ok &= mallopt(M_TRIM_THRESHOLD, int.MaxValue) == 1;
                     ok &= mallopt(M_TOP_PAD, 64 << 20) == 1;
                     MallocTuning = ok ? "glibc: no mmap, no trim, 64 MiB top pad" : "glibc: mallopt refused";
+                }
+                else
+                {
+                    // The setting measured in /work/shared/PERFORMANCE.md: blocks up to 32 MiB from the heap, no trimming.
+                    ok &= mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1;
+                    ok &= mallopt(M_TRIM_THRESHOLD, int.MaxValue) == 1;
+                    MallocTuning = ok ? "glibc: mmap threshold 32 MiB, no trim" : "glibc: mallopt refused";
                 }
             }
             catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
@@ -75,10 +79,8 @@ public static partial class Runtime
         try
         {
             bool ok = true;
-            ok &= mallopt(M_MMAP_MAX, tuned ? 0 : 65536) == 1;
+            ok &= mallopt(M_MMAP_THRESHOLD, tuned ? 32 << 20 : 128 << 10) == 1;
             ok &= mallopt(M_TRIM_THRESHOLD, tuned ? int.MaxValue : 128 << 10) == 1;
-            ok &= mallopt(M_TOP_PAD, tuned ? 64 << 20 : 0) == 1;
-            ok &= mallopt(M_MMAP_THRESHOLD, 128 << 10) == 1;
             return ok;
         }
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
@@ -102,6 +104,28 @@ public static partial class Runtime
             if (_initDone && threads is null) return;
             _initDone = true;
             set_num_threads(threads ?? Environment.ProcessorCount);
+        }
+    }
+
+    /// <summary>
+    /// Sets flush-to-zero / denormals-are-zero for the calling thread through libtorch's
+    /// <c>at::globalContext().setFlushDenormal</c> (what <c>torch.set_flush_denormal</c> calls; TorchSharp 0.107 does not
+    /// expose it). Threads created afterwards (libtorch's OpenMP pool on first parallel use) inherit the setting, so
+    /// call it before the first tensor operation. Returns false where unsupported. Off by default: with HF-style
+    /// initialisation it made no measurable difference (docs/performance.md).
+    /// </summary>
+    public static bool SetFlushDenormal(bool on)
+    {
+        if (!OperatingSystem.IsLinux() || RuntimeInformation.ProcessArchitecture != Architecture.X64) return false;
+        _ = get_num_threads(); // make sure TorchSharp has loaded libtorch
+        if (!NativeLibrary.TryLoad("libtorch_cpu.so", typeof(TorchSharp.torch).Assembly, null, out var lib)) return false;
+        if (!NativeLibrary.TryGetExport(lib, "_ZN2at13globalContextEv", out var getContext)
+            || !NativeLibrary.TryGetExport(lib, "_ZN2at7Context16setFlushDenormalEb", out var setFlush))
+            return false;
+        unsafe
+        {
+            var context = ((delegate* unmanaged<IntPtr>)getContext)();
+            return ((delegate* unmanaged<IntPtr, byte, byte>)setFlush)(context, on ? (byte)1 : (byte)0) != 0;
         }
     }
 
