@@ -3,6 +3,7 @@
 var suites = new Dictionary<string, Func<string[], int>>(StringComparer.OrdinalIgnoreCase)
 {
     // suites: keep one line each
+    ["inference"] = InferenceBench.Run,
     ["tokenizer"] = BertSharp.Bench.TokenizerBench.Run,
     ["vocab"] = VocabBench.Run,
     ["training"] = BertSharp.Bench.TrainingBench.Run,

@@ -26,13 +26,13 @@ public static class TrainingBench
         int threads = args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : Environment.ProcessorCount;
         bool[] mlmModes = args.Length > 3 && args[3] == "masked" ? [true] : [true, false];
         torch.set_num_threads(threads);
-        bool tuned = Environment.GetEnvironmentVariable("BERTSHARP_NO_MALLOPT") != "1" && MallocTuning.Apply();
+        // Allocator tuning is applied when the library loads (BERTSHARP_MALLOC=off disables it).
 
         Console.WriteLine($"## Training throughput (batch {Batch} × seq {SeqLen}, vocab 30,522, forward + backward + AdamW + clipping)");
         Console.WriteLine();
         Console.WriteLine($"- machine: {Cpu()}, {Environment.ProcessorCount} logical cores, {threads} torch threads, .NET {Environment.Version}, TorchSharp-cpu 0.107 (libtorch 2.10)");
         Console.WriteLine($"- load average before the run: {LoadAverage()} (shared machine)");
-        Console.WriteLine($"- malloc: MallocTuning.Apply() {(tuned ? "on (mmap threshold 32 MiB, no trimming)" : "off")}; GLIBC_TUNABLES {Environment.GetEnvironmentVariable("GLIBC_TUNABLES") ?? "unset"}");
+        Console.WriteLine($"- malloc: {BertSharp.Inference.Runtime.MallocTuning}; GLIBC_TUNABLES {Environment.GetEnvironmentVariable("GLIBC_TUNABLES") ?? "unset"}");
         Console.WriteLine("- tokens/s = 1,024 tokens per update / median seconds per update after warm-up; 15% masked (≤ 20 per sequence)");
         Console.WriteLine();
         Console.WriteLine("| preset | dtype | MLM scored at | tokens/s | s/update | optimizer share | HF reference (all positions) |");

@@ -45,7 +45,6 @@ public static class Pretrainer
         data.Validate();
         string? resumeDir = run.Resume is null ? null : Checkpoint.Resolve(run.Resume);
         torch.set_num_threads(train.Threads ?? Environment.ProcessorCount);
-        MallocTuning.Apply();
 
         var tokenizer = LoadTokenizer(config, resumeDir, run.OutputDir, log);
         var modelConfig = ResolveModelConfig(config, resumeDir, tokenizer.Vocab.Count);
