@@ -23,7 +23,7 @@ static class InfoCommand
             var m = parse.GetValue(model);
             var p = parse.GetValue(preset);
             if ((m is null) == (p is null)) throw new ArgumentException("give exactly one of --model DIR or --preset NAME");
-            var config = p is not null ? BertConfig.Preset(p) : BertConfig.Load(ConfigPathOf(ModelResolver.Resolve(m)));
+            var config = p is not null ? BertConfig.Preset(p) : BertConfig.Load(ModelDirectory.FindConfig(ModelResolver.Resolve(m)));
             var counts = ParameterCounts(config);
             if (parse.GetValue(json))
             {
@@ -45,10 +45,6 @@ static class InfoCommand
         }));
         return cmd;
     }
-
-    static string ConfigPathOf(string dir) =>
-        new[] { "config.json", "bert_config.json" }.Select(f => Path.Combine(dir, f)).FirstOrDefault(File.Exists)
-        ?? throw new FileNotFoundException($"{dir}: no config.json or bert_config.json found");
 
     /// <summary>Counts by building each model on the CPU (distinct parameters, tied ones once).</summary>
     static Dictionary<string, long> ParameterCounts(BertConfig c)

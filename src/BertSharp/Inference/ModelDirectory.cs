@@ -28,12 +28,16 @@ public sealed class ModelDirectory
     public static ModelDirectory Open(string dir)
     {
         if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"model directory not found: {dir}");
-        var configPath = new[] { "config.json", "bert_config.json" }.Select(f => System.IO.Path.Combine(dir, f)).FirstOrDefault(File.Exists)
-            ?? throw new FileNotFoundException($"{dir}: no config.json (Hugging Face) or bert_config.json (Google) found");
+        var configPath = FindConfig(dir);
         var weights = CheckpointFiles.FindWeights(dir)
             ?? throw new FileNotFoundException($"{dir}: no weights found (looked for model.safetensors, pytorch_model.bin, sharded *.index.json, bert_model.ckpt.index)");
         return new ModelDirectory(dir, configPath, weights, BertConfig.Load(configPath));
     }
+
+    /// <summary>The directory's config.json (Hugging Face) or bert_config.json (Google); a clear error when neither exists.</summary>
+    public static string FindConfig(string dir) =>
+        new[] { "config.json", "bert_config.json" }.Select(f => System.IO.Path.Combine(dir, f)).FirstOrDefault(File.Exists)
+        ?? throw new FileNotFoundException($"{dir}: no config.json (Hugging Face) or bert_config.json (Google) found");
 
     public BertTokenizer LoadTokenizer()
     {

@@ -1,6 +1,4 @@
-using System.CommandLine;
 using System.Text.Json;
-using BertSharp.Cli;
 using Xunit;
 
 namespace BertSharp.Tests.Tokenization;
@@ -11,21 +9,7 @@ public class TokenizeCommandTests
 {
     const string Vocab = GoldenParityTests.UncasedVocab;
 
-    static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var root = new RootCommand("test");
-        root.Subcommands.Add(TokenizeCommand.Create());
-        var (oldOut, oldErr) = (Console.Out, Console.Error);
-        var (o, e) = (new StringWriter(), new StringWriter());
-        Console.SetOut(o);
-        Console.SetError(e);
-        try { return (root.Parse(args).Invoke(), o.ToString(), e.ToString()); }
-        finally
-        {
-            Console.SetOut(oldOut);
-            Console.SetError(oldErr);
-        }
-    }
+    static (int Code, string Out, string Err) Run(params string[] args) => Cli.CliHarness.Run(args);
 
     [AssetFact(Vocab)]
     public void Json_output_for_a_pair()
