@@ -28,7 +28,8 @@ public sealed record BertConfig
     /// <summary>Every other key of the file, preserved for round-tripping.</summary>
     [JsonExtensionData] public Dictionary<string, JsonElement>? Extra { get; init; }
 
-    public int HeadDim => HiddenSize / NumAttentionHeads;
+    /// <summary>Derived (hidden_size / num_attention_heads); not a config.json key.</summary>
+    [JsonIgnore] public int HeadDim => HiddenSize / NumAttentionHeads;
 
     static readonly JsonSerializerOptions WriteOptions = new() { WriteIndented = true };
 

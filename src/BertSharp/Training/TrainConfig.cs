@@ -49,7 +49,7 @@ public sealed record TrainConfig
         BiasCorrection = BiasCorrection, MaxGradNorm = MaxGradNorm,
     };
 
-    public int MicroBatchSize => BatchSize / GradAccumSteps;
+    [JsonIgnore] public int MicroBatchSize => BatchSize / GradAccumSteps;
 
     public void Validate()
     {

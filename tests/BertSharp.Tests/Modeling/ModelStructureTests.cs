@@ -86,6 +86,8 @@ public class ModelStructureTests
         Assert.Equal(c with { Extra = null }, again with { Extra = null });
         Assert.Contains("\"architectures\"", c.ToJson());
         Assert.Contains("\"transformers_version\": \"4.5.1\"", c.ToJson());
+        // Only config.json keys are written: the derived head size is not one (HF would keep it as a stray attribute).
+        Assert.DoesNotContain("HeadDim", c.ToJson());
     }
 
     [Theory]

@@ -51,6 +51,12 @@ public class PretrainCommandTests
         Assert.Equal(30522, (int)effective["model_cfg"]!["vocab_size"]!);
         var hfConfig = JsonNode.Parse(File.ReadAllText(Path.Combine(cp, "config.json")))!;
         Assert.Equal("bert", (string?)hfConfig["model_type"]);
+        // Only real keys are written (derived properties such as the head size or micro-batch size are not).
+        foreach (var derived in new[] { "HeadDim", "MicroBatchSize", "ExampleMode", "MaskingMode" })
+        {
+            Assert.DoesNotContain(derived, File.ReadAllText(Path.Combine(cp, "config.json")));
+            Assert.DoesNotContain(derived, File.ReadAllText(Path.Combine(cp, Checkpoint.ConfigFile)));
+        }
         // The checkpoint is a model directory that the inference pipeline (bert fill-mask) loads; its predictions
         // are the ones the training-time probe printed.
         using (var pipeline = BertSharp.Inference.BertPipeline.Load(cp))

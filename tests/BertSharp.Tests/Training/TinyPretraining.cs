@@ -51,6 +51,33 @@ static class TinyPretraining
         return list;
     }
 
+    /// <summary>
+    /// Sequences of a first-order Markov chain over the word ids in which every word has exactly two possible
+    /// successors (fixed by <paramref name="chainSeed"/>): a masked word is predictable only from its neighbours, so
+    /// held-out accuracy far above the 1/59 unigram level shows that the model learned to use context.
+    /// </summary>
+    public static List<PretrainingExample> MarkovExamples(int count, int chainSeed, int sampleSeed, int len = 16)
+    {
+        var chain = new Random(chainSeed);
+        int words = Vocab - FirstWord;
+        var successors = Enumerable.Range(0, words).Select(_ => new[] { chain.Next(words), chain.Next(words) }).ToArray();
+        var rng = new Random(sampleSeed);
+        var list = new List<PretrainingExample>();
+        for (int i = 0; i < count; i++)
+        {
+            var ids = new int[len];
+            ids[0] = Cls;
+            ids[len - 1] = Sep;
+            int w = rng.Next(words);
+            for (int t = 1; t < len - 1; t++) { ids[t] = FirstWord + w; w = successors[w][rng.Next(2)]; }
+            var pos = Enumerable.Range(1, len - 2).OrderBy(_ => rng.Next()).Take(2).Order().ToArray();
+            var labels = pos.Select(p => ids[p]).ToArray();
+            foreach (var p in pos) ids[p] = Mask;
+            list.Add(new PretrainingExample { InputIds = ids, TokenTypeIds = new int[len], MaskedPositions = pos, MaskedLabels = labels });
+        }
+        return list;
+    }
+
     public static ShuffledBatchSource<PretrainingExample, PretrainingBatch> Source(IReadOnlyList<PretrainingExample> examples, int batch, long seed, bool shuffle = true) =>
         new(examples, batch, items => PretrainingCollator.Collate(items, Pad), seed, shuffle);
 

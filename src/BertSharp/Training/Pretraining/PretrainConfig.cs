@@ -35,7 +35,7 @@ public sealed record PretrainDataConfig
     /// <summary>Token/example caches (default: OUTPUT/cache).</summary>
     [JsonPropertyName("cache_dir")] public string? CacheDir { get; init; }
 
-    public ExampleMode ExampleMode => Mode.ToLowerInvariant() switch
+    [JsonIgnore] public ExampleMode ExampleMode => Mode.ToLowerInvariant() switch
     {
         "nsp" => ExampleMode.NextSentencePrediction,
         "packed" => ExampleMode.Packed,
@@ -43,7 +43,7 @@ public sealed record PretrainDataConfig
         _ => throw new ArgumentException($"data_cfg.mode must be nsp, packed or line_by_line (got '{Mode}')"),
     };
 
-    public MaskingMode MaskingMode => Masking.ToLowerInvariant() switch
+    [JsonIgnore] public MaskingMode MaskingMode => Masking.ToLowerInvariant() switch
     {
         "dynamic" => Data.MaskingMode.Dynamic,
         "static" => Data.MaskingMode.Static,
