@@ -48,13 +48,14 @@ public static class PretrainCommand
         var noTb = new Option<bool>("--no-tensorboard") { Description = "Do not write TensorBoard event files" };
         var noPlots = new Option<bool>("--no-plots") { Description = "Do not write PNG plots" };
         var output = new Option<string?>("--output", "-o") { Description = "Output directory (checkpoints, metrics, plots)" };
+        var evalOnly = new Option<bool>("--eval-only") { Description = "Only score the weights of --resume CHECKPOINT (or --init DIR) on the held-out data (--eval-batches 0 = all of it)" };
         var resume = new Option<string?>("--resume") { Description = "Continue exactly from a checkpoint (or the newest one of an output directory)" };
 
         var cmd = new Command("pretrain", "Pretrain BERT from scratch with masked-LM (+ next-sentence) objectives")
         {
             corpus, corpusFormat, textField, vocab, trainVocab, cased, modelConfig, init, trainConfig, maxSeq, maxPred, maskProb,
             noNsp, wwm, masking, dupe, batch, accum, lr, steps, epochs, warmup, warmupSteps, evalCorpus, evalFraction, evalEvery,
-            evalBatches, saveEvery, keep, logEvery, probe, seed, threads, dtype, cacheDir, noTb, noPlots, output, resume,
+            evalBatches, saveEvery, keep, logEvery, probe, seed, threads, dtype, cacheDir, noTb, noPlots, output, resume, evalOnly,
         };
         cmd.SetAction(parse => Cli.Run(parse, () =>
         {
@@ -130,7 +131,7 @@ public static class PretrainCommand
             var result = TrainingConsole.Run(observer => Pretrainer.Run(config, new PretrainRunOptions
             {
                 OutputDir = outDir, Resume = resumeDir, Probes = parse.GetValue(probe) ?? [],
-                Observers = [observer], Log = observer.OnMessage,
+                Observers = [observer], Log = observer.OnMessage, EvaluateOnly = parse.GetValue(evalOnly),
             }, cancel.Token));
             return result.Interrupted ? 130 : 0;
         }));

@@ -68,6 +68,13 @@ public class PretrainCommandTests
         var straight = StepLosses(output);
         Assert.Equal(6, straight.Length);
 
+        // --eval-only scores the saved checkpoint on the same held-out examples: the same numbers as the run's own eval.
+        static string EvalLine(string text) => text.Split('\n').Single(l => l.StartsWith("eval @6:", StringComparison.Ordinal)).Split(" (")[0];
+        var (evalCode, evalOut, evalErr) = Run("pretrain", "--resume", cp, "--eval-only", "--eval-batches", "0");
+        Assert.True(evalCode == 0, evalErr + evalOut);
+        Assert.Equal(EvalLine(stdout), EvalLine(evalOut));
+        Assert.Equal(6, StepLosses(output).Length);  // nothing was trained or logged
+
         // Resume from the step-3 checkpoint into another output folder: steps 4–6 repeat exactly.
         var output2 = Path.Combine(dir, "out2");
         (code, stdout, stderr) = Run("pretrain", "--resume", Path.Combine(output, "checkpoint-3"), "--output", output2);

@@ -17,6 +17,9 @@ public sealed record PretrainRunOptions
     /// <summary>Texts with [MASK] whose top-5 predictions are printed at each evaluation.</summary>
     public IReadOnlyList<string> Probes { get; init; } = [];
     public IReadOnlyList<ITrainingObserver> Observers { get; init; } = [];
+    /// <summary>Score the weights of <see cref="Resume"/> (or of the config's <c>init</c>) on the held-out data and stop:
+    /// no update, no checkpoint. <c>eval_max_batches</c> 0 = every held-out batch.</summary>
+    public bool EvaluateOnly { get; init; }
     /// <summary>Progress lines about data preparation (tokenizing, caches, splits).</summary>
     public Action<string>? Log { get; init; }
 }
@@ -81,7 +84,27 @@ public static class Pretrainer
             Config = train, OutputDir = run.OutputDir, Observers = observers,
             EffectiveConfig = config.ToJson(modelConfig),
         });
+        if (run.EvaluateOnly) return EvaluateOnly(trainer, task, evalSource, config, resumeDir, log);
         return trainer.Run(resumeDir, cancel);
+    }
+
+    static TrainingResult EvaluateOnly(Trainer<PretrainingBatch> trainer, PretrainingTask task, DatasetBatchSource? evalSource,
+        PretrainConfig config, string? resumeDir, Action<string> log)
+    {
+        if (evalSource is null)
+            throw new ArgumentException("--eval-only needs held-out data: --eval-corpus FILE or --eval-fraction > 0");
+        long step = 0;
+        if (resumeDir is not null)
+        {
+            task.LoadModel(resumeDir);
+            step = Checkpoint.LoadState(resumeDir).GlobalStep;
+        }
+        else if (config.Init is null)
+            throw new ArgumentException("--eval-only scores existing weights: pass --resume CHECKPOINT or --init MODEL_DIR");
+        long batches = config.Train.EvalMaxBatches > 0 ? Math.Min(config.Train.EvalMaxBatches, evalSource.BatchesPerEpoch) : evalSource.BatchesPerEpoch;
+        log($"evaluating {resumeDir ?? config.Init} on {batches:N0} held-out batches of {evalSource.BatchSize}");
+        var metrics = trainer.Evaluate(step);
+        return new TrainingResult(step, step, false, metrics, resumeDir, []);
     }
 
     static BertTokenizer LoadTokenizer(PretrainConfig config, string? resumeDir, string outputDir, Action<string> log)
