@@ -167,6 +167,28 @@ public class TrainerTests(ITestOutputHelper log)
     }
 
     [Fact]
+    public void EvaluationReportsTheShareOfIsNextLabels()
+    {
+        // nsp_acc means little without the majority-class baseline; evaluation reports the label share (training does not).
+        var config = TinyPretraining.Config(dropout: 0.0);
+        using var model = TinyPretraining.Model(config);
+        var task = new PretrainingTask(model, config, tokenizer: null);
+        var labels = new[] { 0, 0, 1, 0, 1, 0, 0, 0 };
+        var examples = TinyPretraining.Examples(8, seed: 3).Select((e, i) => new PretrainingExample
+        {
+            InputIds = e.InputIds, TokenTypeIds = e.TokenTypeIds, MaskedPositions = e.MaskedPositions, MaskedLabels = e.MaskedLabels,
+            NextSentenceLabel = labels[i],
+        }).ToList();
+        using var batch = PretrainingCollator.Collate(examples, TinyPretraining.Pad);
+        using (torch.no_grad())
+        {
+            var eval = task.Forward(batch, training: false).Metrics.Single(m => m.Name == "nsp_is_next");
+            Assert.Equal(6.0 / 8, eval.Sum / eval.Count);
+            Assert.DoesNotContain(task.Forward(batch, training: true).Metrics, m => m.Name == "nsp_is_next");
+        }
+    }
+
+    [Fact]
     public void BFloat16MixedPrecisionTrains()
     {
         var dir = TinyPretraining.TempDir("bf16");

@@ -9,7 +9,8 @@ namespace BertSharp.Training.Pretraining;
 /// <summary>
 /// BERT pretraining objective: cross-entropy of the MLM head at the masked positions only (the rows are gathered
 /// before the vocabulary projection) plus, when the batch has next-sentence labels, cross-entropy of the NSP head. Metrics: loss, mlm_loss,
-/// mlm_acc (per masked token), nsp_loss, nsp_acc (per sequence); evaluation adds perplexity = exp(mlm_loss).
+/// mlm_acc (per masked token), nsp_loss, nsp_acc (per sequence); evaluation adds perplexity = exp(mlm_loss) and
+/// nsp_is_next (the share of "is next" labels, so that nsp_acc can be read against the majority-class baseline).
 /// With a bf16 model the logits are upcast to float32 before the softmax.
 /// </summary>
 public sealed class PretrainingTask : ITrainingTask<PretrainingBatch>
@@ -55,6 +56,14 @@ public sealed class PretrainingTask : ITrainingTask<PretrainingBatch>
             metrics.Add(new Metric("mlm_acc", mlmCorrect, n));
             metrics.Add(Metric.Mean("nsp_loss", nsp, batch.BatchSize));
             metrics.Add(new Metric("nsp_acc", nspCorrect, batch.BatchSize));
+            // The share of "is next" labels: the accuracy of always guessing the majority class is max(p, 1 − p). It is
+            // not 0.5 in general (Google's algorithm always draws a random B when A took the whole chunk).
+            if (!training)
+            {
+                double isNext;
+                using (no_grad()) isNext = nspLabels.eq(0).sum().item<long>();
+                metrics.Add(new Metric("nsp_is_next", isNext, batch.BatchSize));
+            }
         }
         else
         {
