@@ -181,6 +181,10 @@ public sealed class Trainer<TBatch>
         return result;
     }
 
+    /// <summary>Held-out batches one evaluation scores: all of them, or at most <c>eval_max_batches</c>.</summary>
+    public long EvalBatchCount => _eval is null ? 0
+        : Config.EvalMaxBatches > 0 ? Math.Min(Config.EvalMaxBatches, _eval.BatchesPerEpoch) : _eval.BatchesPerEpoch;
+
     /// <summary>Mean metrics over the held-out batches (model in eval mode, no gradients).</summary>
     public IReadOnlyDictionary<string, double> Evaluate(long step = 0)
     {
@@ -190,7 +194,7 @@ public sealed class Trainer<TBatch>
         bool wasTraining = model.training;
         model.eval();
         var acc = new MetricAccumulator();
-        long n = Config.EvalMaxBatches > 0 ? Math.Min(Config.EvalMaxBatches, _eval.BatchesPerEpoch) : _eval.BatchesPerEpoch;
+        long n = EvalBatchCount;
         try
         {
             for (long i = 0; i < n; i++)

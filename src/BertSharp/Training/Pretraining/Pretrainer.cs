@@ -101,8 +101,7 @@ public static class Pretrainer
         }
         else if (config.Init is null)
             throw new ArgumentException("--eval-only scores existing weights: pass --resume CHECKPOINT or --init MODEL_DIR");
-        long batches = config.Train.EvalMaxBatches > 0 ? Math.Min(config.Train.EvalMaxBatches, evalSource.BatchesPerEpoch) : evalSource.BatchesPerEpoch;
-        log($"evaluating {resumeDir ?? config.Init} on {batches:N0} held-out batches of {evalSource.BatchSize}");
+        log($"evaluating {resumeDir ?? config.Init} on {trainer.EvalBatchCount:N0} held-out batches of {evalSource.BatchSize}");
         var metrics = trainer.Evaluate(step);
         return new TrainingResult(step, step, false, metrics, resumeDir, []);
     }
