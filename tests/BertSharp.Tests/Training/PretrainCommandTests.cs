@@ -96,6 +96,27 @@ public class PretrainCommandTests
         Assert.Single(stderr.Trim().Split('\n'));
     }
 
+    [AssetFact(Sample)]
+    public void EvalOnlyWithoutWeightsOrHeldOutDataIsOneClearError()
+    {
+        var dir = TinyPretraining.TempDir("cli-evalonly");
+        string[] common =
+        [
+            "pretrain", "--corpus", TestAssets.Path(Sample), "--vocab", TestAssets.Path(TestAssets.UncasedVocab),
+            "--model-config", TinyModelConfig(dir), "--max-seq-length", "32", "--batch-size", "4", "--threads", "1",
+            "--eval-only", "--output", Path.Combine(dir, "o"),
+        ];
+        var (code, _, stderr) = Run(common);
+        Assert.Equal(2, code);
+        Assert.StartsWith("bert: error: --eval-only scores existing weights: pass --resume CHECKPOINT or --init MODEL_DIR", stderr);
+        Assert.Single(stderr.Trim().Split('\n'));
+
+        (code, _, stderr) = Run([.. common, "--eval-fraction", "0"]);
+        Assert.Equal(2, code);
+        Assert.StartsWith("bert: error: --eval-only needs held-out data", stderr);
+        Assert.Single(stderr.Trim().Split('\n'));
+    }
+
     [Fact]
     public void UnknownTrainConfigKeyIsAnError()
     {
