@@ -15,6 +15,7 @@ namespace BertSharp.Tests.Export;
 /// Exported graphs run in ONNX Runtime (an independent ONNX implementation) and reproduce what Hugging Face computed
 /// (golden .npy files) within 1e-4, at opset 13 (decomposed LayerNorm) and 17 (LayerNormalization).
 /// </summary>
+[Collection(OnnxExportCollection.Name)]
 public class OnnxExportParityTests(ITestOutputHelper output)
 {
     const double Tolerance = 1e-4;

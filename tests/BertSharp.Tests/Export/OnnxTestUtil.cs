@@ -10,10 +10,65 @@ using static TorchSharp.torch;
 
 namespace BertSharp.Tests.Export;
 
+/// <summary>Every test class that exports files belongs here; the fixture removes the temp directory when they are done.</summary>
+[CollectionDefinition(Name)]
+public sealed class OnnxExportCollection : ICollectionFixture<OnnxExportCollection.TempFiles>
+{
+    public const string Name = "onnx-export";
+
+    public sealed class TempFiles : IDisposable
+    {
+        public void Dispose() => OnnxTestUtil.Cleanup();
+    }
+}
+
 /// <summary>Exports into a per-run temp directory (cached per key) and runs the files in ONNX Runtime.</summary>
 static class OnnxTestUtil
 {
-    public static readonly string TempDir = Directory.CreateTempSubdirectory("bertsharp-onnx-tests-").FullName;
+    public static readonly string TempDir = CreateTempDir();
+
+    /// <summary>
+    /// A fresh temp directory named after this process, removed at exit; directories of earlier test processes that
+    /// are no longer running (killed hosts never reach ProcessExit) are removed first. The exports total ~350 MB.
+    /// </summary>
+    static string CreateTempDir()
+    {
+        const string prefix = "bertsharp-onnx-tests-";
+        foreach (var old in Directory.GetDirectories(Path.GetTempPath(), prefix + "*"))
+        {
+            var pid = Path.GetFileName(old)[prefix.Length..].Split('-')[0];
+            if (int.TryParse(pid, out var id) && !IsRunning(id)) TryDelete(old);
+        }
+        var dir = Directory.CreateTempSubdirectory($"{prefix}{Environment.ProcessId}-").FullName;
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => TryDelete(dir);
+        return dir;
+    }
+
+    /// <summary>Deletes the exported files (end of the test collection).</summary>
+    public static void Cleanup()
+    {
+        lock (Exported)
+        {
+            Exported.Clear();
+            TryDelete(TempDir);
+        }
+    }
+
+    static bool IsRunning(int pid)
+    {
+        try
+        {
+            using var p = System.Diagnostics.Process.GetProcessById(pid);
+            return !p.HasExited;
+        }
+        catch (ArgumentException) { return false; }
+        catch (InvalidOperationException) { return false; }
+    }
+
+    static void TryDelete(string dir)
+    {
+        try { Directory.Delete(dir, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+    }
 
     static readonly Dictionary<string, string> Exported = new();
 
