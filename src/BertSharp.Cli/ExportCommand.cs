@@ -1,6 +1,7 @@
 using System.CommandLine;
 using BertSharp.Export;
 using BertSharp.Inference;
+using Spectre.Console;
 
 namespace BertSharp.Cli;
 
@@ -31,7 +32,7 @@ static class ExportCommand
             OnnxExportResult r;
             try
             {
-                r = OnnxExporter.ExportDirectory(dir, parse.GetValue(output)!, options);
+                r = RunWithProgress(options, o => OnnxExporter.ExportDirectory(dir, parse.GetValue(output)!, o));
             }
             catch (InvalidDataException e)
             {
@@ -51,5 +52,36 @@ static class ExportCommand
             return 0;
         }));
         return cmd;
+    }
+
+    /// <summary>Runs the export with a bytes-written progress bar (rate, ETA) on stderr when it is a terminal.</summary>
+    static OnnxExportResult RunWithProgress(OnnxExportOptions options, Func<OnnxExportOptions, OnnxExportResult> export)
+    {
+        if (Console.IsErrorRedirected) return export(options);
+        var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
+        OnnxExportResult? result = null;
+        console.Progress()
+            .AutoClear(true)
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new DownloadedColumn(),
+                new TransferSpeedColumn(), new RemainingTimeColumn())
+            .Start(ctx =>
+            {
+                var task = ctx.AddTask("writing ONNX", maxValue: 1);
+                var progress = new Reporter(p =>
+                {
+                    task.MaxValue = Math.Max(1, p.TotalBytes);
+                    task.Value = p.BytesWritten;
+                });
+                result = export(options with { Progress = progress });
+                task.Value = task.MaxValue;
+                task.StopTask();
+            });
+        return result!;
+    }
+
+    /// <summary>Synchronous IProgress (Progress&lt;T&gt; would post to the thread pool and report late).</summary>
+    sealed class Reporter(Action<OnnxExportProgress> report) : IProgress<OnnxExportProgress>
+    {
+        public void Report(OnnxExportProgress value) => report(value);
     }
 }

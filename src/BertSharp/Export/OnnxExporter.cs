@@ -43,7 +43,13 @@ public sealed record OnnxExportOptions
 
     /// <summary>Initializers smaller than this stay inline even when external data is used (as onnx's own default).</summary>
     public long ExternalDataMinBytes { get; init; } = 1024;
+
+    /// <summary>Reports bytes written while the file(s) are written (reported synchronously, every few MB).</summary>
+    public IProgress<OnnxExportProgress>? Progress { get; init; }
 }
+
+/// <summary>How far writing the ONNX file(s) has got.</summary>
+public readonly record struct OnnxExportProgress(long BytesWritten, long TotalBytes);
 
 /// <summary>What an export wrote.</summary>
 /// <param name="ExternalDataPath">the <c>.onnx_data</c> file, or null when all weights are inline</param>
@@ -464,6 +470,16 @@ public static class OnnxExporter
     /// <summary>Serialises a built graph as a ModelProto file (+ external data when large), atomically.</summary>
     static class OnnxModelFile
     {
+        // ModelProto: ir_version 1, producer_name 2, producer_version 3, graph 7, opset_import 8 (domain 1, version 2),
+        // metadata_props 14 (key 1, value 2).
+        static ProtoMessage ModelProto(OnnxGraphBuilder graph, OnnxExportTask task, int opset) => new ProtoMessage()
+            .Int(1, opset >= 17 ? 8 : 7)
+            .String(2, "BertSharp")
+            .String(3, typeof(OnnxExporter).Assembly.GetName().Version?.ToString() ?? "0")
+            .Message(7, graph.ToProto("main_graph"))
+            .Message(8, new ProtoMessage().Int(2, opset))
+            .Message(14, new ProtoMessage().String(1, "bertsharp.task").String(2, TaskName(task)));
+
         public static OnnxExportResult Write(OnnxGraphBuilder graph, string outputPath, OnnxExportTask task, OnnxExportOptions options)
         {
             var full = System.IO.Path.GetFullPath(outputPath);
@@ -475,6 +491,7 @@ public static class OnnxExporter
             var external = total > options.ExternalDataThreshold
                 ? graph.Initializers.Where(t => t.ByteLength >= options.ExternalDataMinBytes).ToList()
                 : [];
+            var progress = new ProgressCounter(options.Progress, total);
 
             var tag = Guid.NewGuid().ToString("N");
             var tmpModel = System.IO.Path.Combine(dir, $".{System.IO.Path.GetFileName(full)}.tmp-{tag}");
@@ -484,33 +501,27 @@ public static class OnnxExporter
                 if (external.Count > 0)
                 {
                     using var fs = new FileStream(tmpData, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20);
+                    var counted = new ProgressStream(fs, progress);
                     foreach (var t in external)
                     {
                         var pad = (64 - fs.Position % 64) % 64;   // keep tensors 64-byte aligned for mmap consumers
                         for (var i = 0; i < pad; i++) fs.WriteByte(0);
                         t.External = (dataName, fs.Position);
-                        t.WriteData(fs);
+                        t.WriteData(counted);
                     }
                     fs.Flush(flushToDisk: true);
                 }
-
-                // ModelProto: ir_version 1, producer_name 2, producer_version 3, graph 7, opset_import 8 (domain 1, version 2),
-                // metadata_props 14.
-                var model = new ProtoMessage()
-                    .Int(1, options.Opset >= 17 ? 8 : 7)
-                    .String(2, "BertSharp")
-                    .String(3, typeof(OnnxExporter).Assembly.GetName().Version?.ToString() ?? "0")
-                    .Message(7, graph.ToProto("main_graph"))
-                    .Message(8, new ProtoMessage().Int(2, options.Opset))
-                    .Message(14, new ProtoMessage().String(1, "bertsharp.task").String(2, TaskName(task)));
+                var model = ModelProto(graph, task, options.Opset);
                 if (model.Size >= int.MaxValue)
                     throw new InvalidOperationException(
                         $"the ONNX model would be {model.Size:N0} bytes, over protobuf's 2 GiB limit; lower ExternalDataThreshold");
+                progress.Total = progress.Done + model.Size;
                 using (var fs = new FileStream(tmpModel, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20))
                 {
-                    model.WriteTo(fs);
+                    model.WriteTo(new ProgressStream(fs, progress));
                     fs.Flush(flushToDisk: true);
                 }
+                progress.Finish();
                 if (external.Count > 0) File.Move(tmpData, dataPath, overwrite: true);
                 File.Move(tmpModel, full, overwrite: true);
             }
@@ -523,6 +534,48 @@ public static class OnnxExporter
             return new OnnxExportResult(full, external.Count > 0 ? dataPath : null, task, options.Opset,
                 graph.Inputs.Select(i => i.Name).ToList(), graph.Outputs.Select(o => o.Name).ToList(),
                 graph.NodeCount, graph.Initializers.Count, total);
+        }
+    }
+
+    /// <summary>Bytes written so far, reported to an <see cref="IProgress{T}"/> at most every 4 MB.</summary>
+    sealed class ProgressCounter(IProgress<OnnxExportProgress>? sink, long total)
+    {
+        long _reported = -1;
+        public long Done { get; private set; }
+        public long Total { get; set; } = total;
+
+        public void Add(long n)
+        {
+            Done += n;
+            if (sink is not null && Done - _reported >= 4 << 20) Report();
+        }
+
+        public void Finish() { if (sink is not null) Report(); }
+
+        void Report()
+        {
+            _reported = Done;
+            sink!.Report(new OnnxExportProgress(Done, Math.Max(Done, Total)));
+        }
+    }
+
+    /// <summary>A write-only pass-through stream that counts what goes through it.</summary>
+    sealed class ProgressStream(Stream inner, ProgressCounter counter) : Stream
+    {
+        public override bool CanRead => false;
+        public override bool CanSeek => false;
+        public override bool CanWrite => true;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+        public override void Flush() => inner.Flush();
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
+        public override void Write(ReadOnlySpan<byte> buffer)
+        {
+            inner.Write(buffer);
+            counter.Add(buffer.Length);
         }
     }
 }

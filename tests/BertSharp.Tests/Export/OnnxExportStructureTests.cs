@@ -250,9 +250,18 @@ public class OnnxExportStructureTests
         var dir = Directory.CreateDirectory(Path.Combine(TempDir, "atomic")).FullName;
         var path = Path.Combine(dir, "m.onnx");
         File.WriteAllText(path, "old");
-        var r = OnnxExporter.Export(config, sd, path, new OnnxExportOptions { Task = OnnxExportTask.Base });
+        var reports = new List<OnnxExportProgress>();
+        var r = OnnxExporter.Export(config, sd, path, new OnnxExportOptions { Task = OnnxExportTask.Base, Progress = new Sink(reports.Add) });
         Assert.Equal(["m.onnx"], Directory.GetFiles(dir).Select(Path.GetFileName));
+        var last = reports[^1];
+        Assert.Equal(new FileInfo(path).Length, last.BytesWritten);
+        Assert.Equal(last.BytesWritten, last.TotalBytes);
         Assert.Equal(["last_hidden_state", "pooler_output"], OnnxFile.Read(path).Outputs.Select(o => o.Name));
         Assert.Equal(r.Initializers, OnnxFile.Read(path).Initializers.Count);
+    }
+
+    sealed class Sink(Action<OnnxExportProgress> report) : IProgress<OnnxExportProgress>
+    {
+        public void Report(OnnxExportProgress value) => report(value);
     }
 }
