@@ -136,6 +136,31 @@ public class OnnxExportParityTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>A Google TF release directory (read through the tensor-bundle reader, HF names) exported and run in ORT.</summary>
+    [AssetFact("golden/tf/keras-bert-tiny")]
+    public void GoogleTfCheckpointExportMatchesHuggingFace()
+    {
+        var dir = TestAssets.Path("golden/tf/keras-bert-tiny");
+        var path = Path.Combine(TempDir, "keras-bert-tiny.onnx");
+        var r = OnnxExporter.ExportDirectory(dir, path, new OnnxExportOptions { Opset = 13 });
+        Assert.Equal(OnnxExportTask.Pretraining, r.Task);
+        using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "hf_outputs.json")));
+        foreach (var c in doc.RootElement.GetProperty("cases").EnumerateArray())
+        {
+            using var scope = NewDisposeScope();
+            Tensor Json(string name, ScalarType type) =>
+                tensor(System.Text.Json.JsonSerializer.Deserialize<double[][]>(c.GetProperty(name).GetRawText()) is { } rows
+                    ? rows.SelectMany(x => x).ToArray() : [], type);
+            var ids = tensor(c.GetProperty("input_ids").EnumerateArray().Select(e => e.GetInt64()).ToArray()).unsqueeze(0);
+            var types = tensor(c.GetProperty("token_type_ids").EnumerateArray().Select(e => e.GetInt64()).ToArray()).unsqueeze(0);
+            var o = RunOrt(path, ids, ones_like(ids), types);
+            var logits = o["prediction_logits"][0];
+            Check("keras-bert-tiny prediction_logits", MaxAbsDiff(logits.reshape(-1), Json("prediction_logits", ScalarType.Float32)));
+            var nsp = c.GetProperty("nsp_logits").EnumerateArray().Select(e => e.GetSingle()).ToArray();
+            Check("keras-bert-tiny nsp_logits", MaxAbsDiff(o["seq_relationship_logits"][0], tensor(nsp)));
+        }
+    }
+
     /// <summary>The exported graph against BertSharp's own TorchSharp model on inputs the goldens do not have.</summary>
     [AssetFact(TestAssets.TinyRandom)]
     public void PretrainingGraphMatchesTorchSharpModel()
