@@ -149,6 +149,8 @@ public static class OnnxExporter
         ArgumentNullException.ThrowIfNull(stateDict);
         ArgumentException.ThrowIfNullOrEmpty(outputPath);
         options ??= new OnnxExportOptions();
+        if (Directory.Exists(outputPath))
+            throw new ArgumentException($"output '{outputPath}' is a directory; give a file path such as {System.IO.Path.Combine(outputPath, "model.onnx")}");
         if (!SupportedOpsets.Contains(options.Opset))
             throw new ArgumentException($"--opset: {options.Opset} is not supported (expected one of: {string.Join(", ", SupportedOpsets)})");
         config.Validate(source);

@@ -54,6 +54,16 @@ public class ExportCommandTests
         Assert.False(File.Exists(outPath));
     }
 
+    [AssetFact(SeqCls)]
+    public void OutputThatIsADirectoryIsExitTwo()
+    {
+        var dir = Directory.CreateDirectory(Path.Combine(TempDir, "out-dir")).FullName;
+        var (exit, _, stderr) = CliHarness.Run("export", "--model", TestAssets.Path(SeqCls), "--output", dir);
+        Assert.Equal(2, exit);
+        Assert.Contains("is a directory", stderr);
+        Assert.Empty(Directory.GetFileSystemEntries(dir));
+    }
+
     [Fact]
     public void MissingModelDirectoryIsExitTwo()
     {
