@@ -10,7 +10,10 @@ using static TorchSharp.torch;
 
 namespace BertSharp.Tests.Export;
 
-/// <summary>Every test class that exports files belongs here; the fixture removes the temp directory when they are done.</summary>
+/// <summary>
+/// Every test class that exports files (or uses <see cref="OnnxTestUtil.TinyRandom"/> / <see cref="OnnxTestUtil.Head"/>,
+/// e.g. the ONNX importer's tests) belongs here; the fixture removes the temp directory when they are done.
+/// </summary>
 [CollectionDefinition(Name)]
 public sealed class OnnxExportCollection : ICollectionFixture<OnnxExportCollection.TempFiles>
 {
