@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using BertSharp.Checkpoints;
 using BertSharp.Data;
+using BertSharp.Inference;
 using BertSharp.Modeling;
 using BertSharp.Tokenization;
 using TorchSharp;
@@ -137,19 +138,19 @@ public static class Pretrainer
         if (config.Init is not null)
         {
             log($"tokenizer: {config.Init}/vocab.txt");
-            return BertTokenizer.FromDirectory(config.Init);
+            return ModelDirectory.Open(config.Init).LoadTokenizer();
         }
         throw new ArgumentException("no vocabulary: pass --vocab FILE (or --train-vocab SIZE, or --init DIR with a vocab.txt)");
     }
 
     static BertConfig ResolveModelConfig(PretrainConfig config, string? resumeDir, int vocabSize)
     {
-        if (resumeDir is not null) return BertConfig.Load(Path.Combine(resumeDir, "config.json"));
+        if (resumeDir is not null) return ModelDirectory.Open(resumeDir).Config;
         BertConfig c;
         bool explicitVocab;
         if (config.Init is not null)
         {
-            c = BertConfig.Load(Path.Combine(config.Init, "config.json"));
+            c = ModelDirectory.Open(config.Init).Config;
             explicitVocab = true;
         }
         else
@@ -171,33 +172,10 @@ public static class Pretrainer
 
     static void LoadInit(BertForPreTraining model, string dir, Action<string> log)
     {
-        var path = CheckpointFiles.FindWeights(dir) ?? throw new FileNotFoundException($"--init: no weights file in {dir}");
-        var weights = CheckpointFiles.LoadWeights(path);
-        try
-        {
-            int loaded = 0;
-            var missing = new List<string>();
-            using (no_grad())
-            {
-                foreach (var (name, p) in model.named_parameters())
-                {
-                    if (ModelUtils.IsTiedAlias(name)) continue;
-                    if (weights.TryGetValue(name, out var w) || weights.TryGetValue(name.StartsWith("bert.", StringComparison.Ordinal) ? name[5..] : "", out w))
-                    {
-                        if (!w.shape.SequenceEqual(p.shape))
-                            throw new InvalidDataException($"--init: {name} has shape [{string.Join(", ", w.shape)}] in {path}, the model expects [{string.Join(", ", p.shape)}]");
-                        p.copy_(w);
-                        loaded++;
-                    }
-                    else missing.Add(name);
-                }
-            }
-            log($"init: {loaded} tensors from {path}" + (missing.Count > 0 ? $"; newly initialised: {string.Join(", ", missing.Take(6))}{(missing.Count > 6 ? ", …" : "")}" : ""));
-        }
-        finally
-        {
-            foreach (var t in weights.Values) t.Dispose();
-        }
+        var source = ModelDirectory.Open(dir);
+        var report = source.LoadWeightsInto(model);
+        var missing = report.Missing;
+        log($"init: {report.Loaded} tensors from {source.WeightsPath}" + (missing.Count > 0 ? $"; newly initialised: {string.Join(", ", missing.Take(6))}{(missing.Count > 6 ? ", …" : "")}" : ""));
     }
 
     static (PretrainingDataset Train, PretrainingDataset? Eval) BuildDatasets(PretrainDataConfig data, BertTokenizer tokenizer,
