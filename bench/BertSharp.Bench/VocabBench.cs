@@ -34,7 +34,7 @@ static class VocabBench
                 default: Console.Error.WriteLine($"vocab: unknown argument {args[i]}"); return 2;
             }
         }
-        var corpus = new TextCorpusOptions { Format = TextCorpusFormat.Jsonl };
+        var corpus = new TextCorpusOptions { Format = CorpusFormat.Jsonl };
         var tokenizerOptions = new BertTokenizerOptions { DoLowerCase = true };
         var testDocs = TextCorpus.Read([test], corpus).ToList(); // <br /> stripped, as in training
         long whitespaceWords = testDocs.Sum(d => (long)d.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries).Length);

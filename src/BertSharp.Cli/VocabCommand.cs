@@ -74,8 +74,8 @@ public static class VocabCommand
         return vocab;
     }
 
-    static TextCorpusFormat InferFormat(string[] paths) =>
-        paths.Length > 0 && paths.All(p => p.EndsWith(".jsonl", StringComparison.OrdinalIgnoreCase)) ? TextCorpusFormat.Jsonl : TextCorpusFormat.Text;
+    static CorpusFormat InferFormat(string[] paths) =>
+        paths.Length > 0 && paths.All(p => p.EndsWith(".jsonl", StringComparison.OrdinalIgnoreCase)) ? CorpusFormat.Jsonl : CorpusFormat.Text;
 
     /// <summary>Trains, showing a progress display on stderr when it is a terminal.</summary>
     static WordPieceTrainingResult RunWithProgress(string[] paths, TextCorpusOptions corpus, WordPieceTrainerOptions options)

@@ -104,6 +104,7 @@ public static class WordPieceTrainer
     public static WordPieceTrainingResult TrainFiles(IReadOnlyList<string> paths, TextCorpusOptions corpus, WordPieceTrainerOptions options, IProgress<WordPieceTrainerProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         options.Validate();
+        paths = TextCorpus.Files(paths, corpus.Format);
         long total = TextCorpus.TotalBytes(paths);
         progress?.Report(new(WordPieceTrainingStage.Counting, 0, total, "counting words"));
         var docs = TextCorpus.Read(paths, corpus, bytes => progress?.Report(new(WordPieceTrainingStage.Counting, bytes, total, "counting words")));

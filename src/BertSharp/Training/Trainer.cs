@@ -95,7 +95,7 @@ public sealed class Trainer<TBatch>
         using var metrics = new MetricsWriter(_options.OutputDir, cfg, step, resumedFrom is not null, Message);
         _observers.Insert(0, metrics);
         var start = new TrainingStart(step, totalSteps, warmup, _train.BatchesPerEpoch, cfg.BatchSize,
-            ModelUtils.CountParameters(model), _options.OutputDir, resumedFrom, threads, cfg.DType);
+            ModelUtils.CountParameters(model), _options.OutputDir, resumedFrom, threads, Configuration.ConfigJson.EnumName(cfg.DType));
         foreach (var o in _observers) o.OnStart(start);
 
         var losses = new List<double>();

@@ -65,7 +65,7 @@ public static class Pretrainer
         using var model = new BertForPreTraining(modelConfig);
         ModelUtils.InitWeights(model, modelConfig, train.Seed);
         if (config.Init is not null && resumeDir is null) LoadInit(model, config.Init, log);
-        if (train.DType == "bfloat16") model.to(ScalarType.BFloat16);
+        if (train.DType == Precision.BFloat16) model.to(ScalarType.BFloat16);
 
         var task = new PretrainingTask(model, modelConfig, tokenizer);
         var batching = new BatchingOptions
@@ -120,15 +120,8 @@ public static class Pretrainer
             var path = Path.Combine(outputDir, "vocab.txt");
             if (!File.Exists(path))
             {
-                var files = data.CorpusFormat == "dir"
-                    ? data.Corpus.SelectMany(d => Directory.EnumerateFiles(d, "*.txt").Order(StringComparer.Ordinal)).ToList()
-                    : data.Corpus;
-                var corpus = new TextCorpusOptions
-                {
-                    Format = data.CorpusFormat == "jsonl" ? TextCorpusFormat.Jsonl : TextCorpusFormat.Text,
-                    Field = data.TextField,
-                };
-                var result = WordPieceTrainer.TrainFiles(files, corpus, new WordPieceTrainerOptions { VocabSize = size, Lowercase = data.Lowercase });
+                var corpus = new TextCorpusOptions { Format = data.CorpusFormat, Field = data.TextField };
+                var result = WordPieceTrainer.TrainFiles(data.Corpus, corpus, new WordPieceTrainerOptions { VocabSize = size, Lowercase = data.Lowercase });
                 Directory.CreateDirectory(outputDir);
                 WordPieceTrainer.Save(result.Vocabulary, path);
                 log($"vocabulary: trained {result.Vocabulary.Count:N0} WordPiece tokens on the corpus → {path}");
