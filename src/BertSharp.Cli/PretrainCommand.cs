@@ -1,4 +1,5 @@
 using System.CommandLine;
+using BertSharp.Inference;
 using BertSharp.Training;
 using BertSharp.Training.Pretraining;
 
@@ -34,6 +35,7 @@ public static class PretrainCommand
                 parse.GetValue(trainConfig) ?? [], flags.ToLayer(parse), parse.GetValue(modelConfig), parse.GetValue(init));
             var outDir = parse.GetValue(output) ?? (resumeDir is null ? null : OutputOf(resumeDir))
                 ?? throw new ArgumentException("--output DIR is required");
+            Runtime.SetThreads(config.Train.Threads);
             using var cancel = new ConsoleCancellation();
             var result = TrainingConsole.Run(observer => Pretrainer.Run(config, new PretrainRunOptions
             {

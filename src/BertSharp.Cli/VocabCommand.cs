@@ -60,9 +60,8 @@ public static class VocabCommand
             var sw = Stopwatch.StartNew();
             var result = RunWithProgress(paths, corpus, options);
             WordPieceTrainer.Save(result.Vocabulary, outPath);
-            if (!result.Filled)
-                Console.Error.WriteLine($"bert: warning: the corpus could only fill {result.Vocabulary.Count:N0} of the {result.RequestedSize:N0} requested tokens " +
-                                        $"(every subword used at least {options.MinFrequency} times is in); {outPath} has {result.Vocabulary.Count:N0} lines");
+            if (result.ShortfallWarning(options.MinFrequency) is { } shortfall)
+                Console.Error.WriteLine($"bert: warning: {shortfall}; {outPath} has {result.Vocabulary.Count:N0} lines");
             Console.Error.WriteLine($"bert: wrote {result.Vocabulary.Count:N0} tokens to {outPath} in {sw.Elapsed.TotalSeconds:F1} s " +
                                     $"({result.TotalWords:N0} words, {result.DistinctWords:N0} distinct, alphabet {result.AlphabetSize:N0}, " +
                                     $"{result.LearnedTokens:N0} subwords, threshold {result.Threshold:N0})");

@@ -73,33 +73,21 @@ public static partial class TextCorpus
         long done = 0;
         foreach (var path in paths)
         {
-            using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan);
-            using var reader = new StreamReader(stream, new UTF8Encoding(false, true), detectEncodingFromByteOrderMarks: true, bufferSize: 1 << 16);
-            long lineNo = 0, lastReport = 0;
-            while (true)
+            long inFile = 0, lastReport = 0;
+            using var reader = new Utf8LineReader(path, n => inFile += n);
+            while (reader.TryReadLine(out var line))
             {
-                string? line;
-                try
+                if (bytesRead is not null && inFile - lastReport >= 1 << 16)
                 {
-                    line = reader.ReadLine();
+                    lastReport = inFile;
+                    bytesRead(done + inFile);
                 }
-                catch (DecoderFallbackException e)
-                {
-                    throw new FormatException($"{path}:{lineNo + 1}: invalid UTF-8 ({e.Message})");
-                }
-                if (line is null) break;
-                lineNo++;
-                if (bytesRead is not null && stream.Position - lastReport >= 1 << 16)
-                {
-                    lastReport = stream.Position;
-                    bytesRead(done + lastReport);
-                }
-                string? doc = options.Format == CorpusFormat.Jsonl ? ParseJsonLine(line, options.Field, path, lineNo) : line;
+                string? doc = options.Format == CorpusFormat.Jsonl ? ParseJsonLine(line, options.Field, path, reader.LineNumber) : line;
                 if (string.IsNullOrWhiteSpace(doc)) continue;
                 if (options.EffectiveStripHtmlBreaks) doc = StripHtmlBreaks(doc);
                 yield return doc;
             }
-            done += stream.Length;
+            done += new FileInfo(path).Length;
             bytesRead?.Invoke(done);
         }
     }

@@ -42,7 +42,8 @@ public sealed record TrainConfig
     [JsonPropertyName("save_every")] public long SaveEvery { get; init; }
     [JsonPropertyName("keep_checkpoints")] public int KeepCheckpoints { get; init; } = 3;
     [JsonPropertyName("log_every")] public long LogEvery { get; init; } = 10;
-    /// <summary>Torch intra-op threads (null: all cores).</summary>
+    /// <summary>Torch intra-op threads (null: all cores), applied by the entry point through
+    /// <see cref="Inference.Runtime.SetThreads"/> (the trainer itself never changes the process's thread count).</summary>
     [JsonPropertyName("threads")] public int? Threads { get; init; }
     /// <summary>float32 or bfloat16 (bf16 compute with float32 master weights).</summary>
     [JsonPropertyName("dtype")] public Precision DType { get; init; } = Precision.Float32;

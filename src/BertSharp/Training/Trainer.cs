@@ -62,8 +62,8 @@ public sealed class Trainer<TBatch>
     public TrainingResult Run(string? resumeFrom = null, CancellationToken cancel = default)
     {
         var cfg = Config;
-        int threads = cfg.Threads ?? Environment.ProcessorCount;
-        torch.set_num_threads(threads);
+        // Threads are set once by the entry point (bert pretrain, the bench, Runtime.Initialize), not here.
+        int threads = Runtime.Threads;
         Directory.CreateDirectory(_options.OutputDir);
 
         long totalSteps = cfg.ResolveTotalSteps(_train.BatchesPerEpoch);

@@ -48,7 +48,6 @@ public static class Pretrainer
         train.Validate();
         data.Validate();
         string? resumeDir = run.Resume is null ? null : Checkpoint.Resolve(run.Resume);
-        torch.set_num_threads(train.Threads ?? Environment.ProcessorCount);
 
         var tokenizer = LoadTokenizer(config, resumeDir, run.OutputDir, log);
         var modelConfig = ResolveModelConfig(config, resumeDir, tokenizer.Vocab.Count);
@@ -121,7 +120,10 @@ public static class Pretrainer
             if (!File.Exists(path))
             {
                 var corpus = new TextCorpusOptions { Format = data.CorpusFormat, Field = data.TextField };
-                var result = WordPieceTrainer.TrainFiles(data.Corpus, corpus, new WordPieceTrainerOptions { VocabSize = size, Lowercase = data.Lowercase });
+                var vocabOptions = new WordPieceTrainerOptions { VocabSize = size, Lowercase = data.Lowercase };
+                var result = WordPieceTrainer.TrainFiles(data.Corpus, corpus, vocabOptions);
+                if (result.ShortfallWarning(vocabOptions.MinFrequency) is { } shortfall)
+                    log($"warning: --train-vocab {size}: {shortfall}; the model's vocab_size is {result.Vocabulary.Count:N0}");
                 Directory.CreateDirectory(outputDir);
                 WordPieceTrainer.Save(result.Vocabulary, path);
                 log($"vocabulary: trained {result.Vocabulary.Count:N0} WordPiece tokens on the corpus → {path}");
@@ -179,6 +181,10 @@ public static class Pretrainer
         var spec = data.ToCorpusSpec(data.Corpus);
         // Held-out examples keep fixed (static) masks so every evaluation scores the same predictions.
         var evalOptions = options with { Masking = MaskingMode.Static, DupeFactor = 1 };
+        var encoder = new BertTokenizerEncoder(tokenizer);
+        using var tokens = TokenCache.OpenOrBuild(spec, encoder, cacheRoot, cache);
+        if (tokens.TokenTotal == 0)
+            throw new InvalidDataException($"the corpus is empty: {string.Join(", ", data.Corpus)} hold{(data.Corpus.Count == 1 ? "s" : "")} no text ({data.CorpusFormat switch { CorpusFormat.Jsonl => $"no non-empty \"{data.TextField}\" field", _ => "only blank lines" }})");
         if (data.EvalCorpus.Count > 0)
         {
             var trainSet = PretrainingDataset.Create(spec, tokenizer, options, cacheRoot, cache);
@@ -189,8 +195,6 @@ public static class Pretrainer
             return (PretrainingDataset.Create(spec, tokenizer, options, cacheRoot, cache), null);
 
         // Hold out whole documents: a document goes to the held-out split when hash(seed, doc) < fraction.
-        var encoder = new BertTokenizerEncoder(tokenizer);
-        using var tokens = TokenCache.OpenOrBuild(spec, encoder, cacheRoot, cache);
         var trainDocs = new List<int>();
         var evalDocs = new List<int>();
         for (int d = 0; d < tokens.DocumentCount; d++)
