@@ -28,6 +28,6 @@ public static class BertCli
     public static int Run(string[] args)
     {
         var parse = Build().Parse(args);
-        return parse.Errors.Count > 0 ? Cli.ParseError(parse) : parse.Invoke();
+        return parse.Errors.Count > 0 || Cli.UnknownOptions(parse).Count > 0 ? Cli.ParseError(parse) : parse.Invoke();
     }
 }

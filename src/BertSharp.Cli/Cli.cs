@@ -56,9 +56,21 @@ static partial class Cli
         for (var c = parse.CommandResult; c is not null; c = c.Parent as System.CommandLine.Parsing.CommandResult)
             if (c.Command is not RootCommand) verb.Insert(0, c.Command.Name);
         var help = string.Join(' ', ["bert", .. verb, "--help"]);
-        Error($"{string.Join("; ", parse.Errors.Select(e => e.Message.TrimEnd('.')))} (see `{help}`)");
+        // An unknown verb also reports "Required command was not provided"; name only the token that is wrong then.
+        var errors = UnknownOptions(parse).Select(t => $"Unrecognized command or argument '{t}'").Concat(parse.Errors.Select(e => e.Message.TrimEnd('.'))).ToList();
+        if (errors.Count > 1) errors.RemoveAll(e => e.StartsWith("Required command", StringComparison.Ordinal));
+        Error($"{string.Join("; ", errors)} (see `{help}`)");
         return 2;
     }
+
+    /// <summary>
+    /// Tokens that look like options (<c>--name</c>) but were taken as a positional argument because the verb has one
+    /// (<c>bert fill-mask --topk 5 …</c>): a mistyped flag, not a text. After a <c>--</c> token they are texts.
+    /// </summary>
+    public static IReadOnlyList<string> UnknownOptions(ParseResult parse) =>
+        [.. parse.Tokens.TakeWhile(t => t.Type != System.CommandLine.Parsing.TokenType.DoubleDash)
+            .Where(t => t.Type == System.CommandLine.Parsing.TokenType.Argument && t.Value.StartsWith("--", StringComparison.Ordinal) && t.Value.Length > 2)
+            .Select(t => t.Value)];
 
     /// <summary>Writes <c>bert: error: MESSAGE</c> as one line (newlines quoted from files become spaces).</summary>
     public static void Error(string message) => Console.Error.WriteLine($"bert: error: {OneLine(message)}");

@@ -111,4 +111,28 @@ public class ConfigTableTests
         var verb = new PretrainDataConfig().ToDataOptions((long)library.Seed);
         Assert.Equal(library, verb);
     }
+
+    /// <summary>Every `bert pretrain` command the docs show parses (no unknown flag, no bad value).</summary>
+    [Fact]
+    public void DocumentedPretrainCommandsParse()
+    {
+        var root = new DirectoryInfo(AppContext.BaseDirectory);
+        while (root is not null && !File.Exists(Path.Combine(root.FullName, "BertSharp.slnx"))) root = root.Parent;
+        Assert.NotNull(root);
+        int n = 0;
+        foreach (var doc in new[] { "README.md", "docs/pretraining.md", "docs/training.md" })
+        {
+            var text = File.ReadAllText(Path.Combine(root!.FullName, doc)).Replace("\\\n", " ");
+            foreach (var raw in text.Split('\n').Select(l => l.Trim()).Where(l => l.StartsWith("bert pretrain ", StringComparison.Ordinal)))
+            {
+                var line = raw.Split("  #")[0];
+                var args = System.Text.RegularExpressions.Regex.Matches(line, "\"([^\"]*)\"|(\\S+)")
+                    .Select(m => m.Groups[1].Success ? m.Groups[1].Value : m.Groups[2].Value).Skip(1).ToArray();
+                var parse = BertSharp.Cli.BertCli.Build().Parse(args);
+                Assert.True(parse.Errors.Count == 0, $"{doc}: {line}: {string.Join("; ", parse.Errors.Select(e => e.Message))}");
+                n++;
+            }
+        }
+        Assert.True(n >= 7, $"found only {n} commands");
+    }
 }
