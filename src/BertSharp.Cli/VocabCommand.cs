@@ -14,11 +14,11 @@ public static class VocabCommand
     {
         var input = new Option<string[]>("--input", "-i")
         {
-            Description = "Input files (text: one document per line; jsonl: one object per line)",
+            Description = "Input files (text: one text per line; jsonl: one object per line; dir: folders of .txt)",
             Required = true,
             AllowMultipleArgumentsPerToken = true,
         };
-        var format = new Option<string?>("--format") { Description = "Input format: text or jsonl (default: jsonl for *.jsonl files, else text)" };
+        var format = new Option<string?>("--format") { Description = "Input format: text, wikitext, jsonl or dir (default: jsonl for *.jsonl files, else text)" };
         var field = new Option<string>("--field") { Description = "JSONL field holding the text", DefaultValueFactory = _ => "text" };
         var vocabSize = new Option<int>("--vocab-size") { Description = "Exact number of tokens (lines) to write", Required = true };
         var lowercase = new Option<bool>("--lowercase") { Description = "Lowercase and strip accents (an uncased vocabulary)" };
