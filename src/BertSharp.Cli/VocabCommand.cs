@@ -51,7 +51,7 @@ public static class VocabCommand
                 Threads = parse.GetValue(threads),
             };
             options.Validate();
-            TextCorpus.TotalBytes(paths); // missing inputs fail before any work
+            TextCorpus.TotalBytes(TextCorpus.Files(paths, corpus.Format)); // missing inputs fail before any work
             var outPath = Path.GetFullPath(parse.GetValue(output)!);
             var outDir = Path.GetDirectoryName(outPath);
             if (!string.IsNullOrEmpty(outDir) && !Directory.Exists(outDir)) throw new DirectoryNotFoundException($"output folder not found: {outDir}");
@@ -87,7 +87,7 @@ public static class VocabCommand
             .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RateColumn(), new RemainingTimeColumn())
             .Start(ctx =>
             {
-                var counting = ctx.AddTask("counting", maxValue: Math.Max(1, TextCorpus.TotalBytes(paths)));
+                var counting = ctx.AddTask("counting", maxValue: Math.Max(1, TextCorpus.TotalBytes(TextCorpus.Files(paths, corpus.Format))));
                 counting.State.Update<bool>("bytes", _ => true);
                 var learning = ctx.AddTask("learning", autoStart: false, maxValue: 1);
                 var progress = new Reporter(p =>
