@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Reflection;
 using System.Runtime.InteropServices;
 using System.Text.RegularExpressions;
+using BertSharp.Bench;
 using BertSharp.Checkpoints;
 using BertSharp.Inference;
 using BertSharp.Modeling;
@@ -40,7 +41,7 @@ public static class InferenceBench
         if (Environment.GetEnvironmentVariable("BERTSHARP_FTZ") == "1" && !Runtime.SetFlushDenormal(true))
             Console.Error.WriteLine("inference: flush-denormal not available");
         Runtime.Initialize(o.Threads);
-        _loadStart = LoadAverage();
+        _loadStart = Machine.LoadAverage(" / ");
         if (o.AB is not null) return RunAB(o);
 
         var cells = new List<Cell>();
@@ -289,7 +290,7 @@ public static class InferenceBench
                     "No padding, so no attention mask. bf16 = every parameter converted with `.to(BFloat16)`.");
         w.WriteLine("[CPU-eq.] = sequences per (process CPU-seconds ÷ threads): an estimate of what the run would reach with its cores to itself, " +
                     "for runs on an oversubscribed machine (spin-waiting threads inflate CPU time, so it is a lower bound).");
-        w.WriteLine($"Load average (1/5/15 min) at start: {_loadStart}; at end: {LoadAverage()}.");
+        w.WriteLine($"Load average (1/5/15 min) at start: {_loadStart}; at end: {Machine.LoadAverage(" / ")}.");
         if (load is { } l)
         {
             w.WriteLine();
@@ -314,24 +315,9 @@ public static class InferenceBench
 
     static string _loadStart = "?";
 
-    static string LoadAverage()
-    {
-        try { return string.Join(" / ", File.ReadAllText("/proc/loadavg").Split(' ').Take(3)); }
-        catch (IOException) { return "?"; }
-    }
-
     static IEnumerable<string> MachineLines(Options o)
     {
-        string cpu = "unknown";
-        try
-        {
-            var line = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal));
-            if (line is not null) cpu = line[(line.IndexOf(':') + 1)..].Trim();
-            var flags = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("flags", StringComparison.Ordinal)) ?? "";
-            var isa = new[] { "avx2", "avx512f", "avx512_bf16", "amx_bf16" }.Where(f => Regex.IsMatch(flags, $@"\b{f}\b"));
-            cpu += $" ({string.Join(", ", isa)})";
-        }
-        catch (IOException) { }
+        var cpu = $"{Machine.Cpu()} ({string.Join(", ", Machine.CpuExtensions())})";
         yield return $"CPU: {cpu}; {Environment.ProcessorCount} logical cores; torch threads {Runtime.Threads}";
         yield return $"OS: {RuntimeInformation.OSDescription}; {RuntimeInformation.FrameworkDescription}";
         var ts = typeof(torch).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion

@@ -46,11 +46,11 @@ public static class TokenizerBench
 
         Console.WriteLine($"## Tokenizer throughput ({DateTime.UtcNow:yyyy-MM-dd})");
         Console.WriteLine();
-        Console.WriteLine($"- machine: {Cpu()}, {Environment.ProcessorCount} logical cores, .NET {Environment.Version}, server GC {System.Runtime.GCSettings.IsServerGC}");
+        Console.WriteLine($"- machine: {Machine.Cpu()}, {Environment.ProcessorCount} logical cores, .NET {Environment.Version}, server GC {System.Runtime.GCSettings.IsServerGC}");
         Console.WriteLine($"- corpus: {Path.GetFileName(corpus)}, {texts.Length:N0} texts, {chars:N0} chars; bert-base-uncased vocab; best of {passes} passes");
         Console.WriteLine($"- tokens per pass (no [CLS]/[SEP]): BertSharp {ourTokens:N0}, Microsoft.ML.Tokenizers {mlTokens:N0}; identical ids on {sameIds:N0}/{texts.Length:N0} texts");
         Console.WriteLine();
-        Console.WriteLine($"- load average before the run: {LoadAverage()} (the machine is shared; \"per CPU-s\" divides by the process's CPU time, which contention inflates less than wall time)");
+        Console.WriteLine($"- load average before the run: {Machine.LoadAverage()} (the machine is shared; \"per CPU-s\" divides by the process's CPU time, which contention inflates less than wall time)");
         Console.WriteLine();
         Console.WriteLine("| tokenizer | output | threads | M tokens/s (wall) | M tokens per CPU-s | ms/pass |");
         Console.WriteLine("|---|---|---:|---:|---:|---:|");
@@ -121,22 +121,5 @@ public static class TokenizerBench
             Console.WriteLine($"| {file} (single texts) | {okOurs}/{n} | {okMlDefault}/{n} | {okMl}/{n} |");
         }
         return 0;
-    }
-
-    static string LoadAverage()
-    {
-        try { return string.Join(" ", File.ReadAllText("/proc/loadavg").Split(' ').Take(3)); }
-        catch (IOException) { return "n/a"; }
-    }
-
-    static string Cpu()
-    {
-        try
-        {
-            var line = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal));
-            if (line is not null) return line[(line.IndexOf(':') + 1)..].Trim();
-        }
-        catch (IOException) { }
-        return System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture.ToString();
     }
 }

@@ -25,13 +25,13 @@ public static class TrainingBench
         int? stepsArg = args.Length > 1 && int.Parse(args[1], CultureInfo.InvariantCulture) is > 0 and var n ? n : null;
         int threads = args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : Environment.ProcessorCount;
         bool[] mlmModes = args.Length > 3 && args[3] == "masked" ? [true] : [true, false];
-        torch.set_num_threads(threads);
+        BertSharp.Inference.Runtime.Initialize(threads);
         // Allocator tuning is applied when the library loads (BERTSHARP_MALLOC=off disables it).
 
         Console.WriteLine($"## Training throughput (batch {Batch} × seq {SeqLen}, vocab 30,522, forward + backward + AdamW + clipping)");
         Console.WriteLine();
-        Console.WriteLine($"- machine: {Cpu()}, {Environment.ProcessorCount} logical cores, {threads} torch threads, .NET {Environment.Version}, TorchSharp-cpu 0.107 (libtorch 2.10)");
-        Console.WriteLine($"- load average before the run: {LoadAverage()} (shared machine)");
+        Console.WriteLine($"- machine: {Machine.Cpu()}, {Environment.ProcessorCount} logical cores, {threads} torch threads, .NET {Environment.Version}, TorchSharp-cpu 0.107 (libtorch 2.10)");
+        Console.WriteLine($"- load average before the run: {Machine.LoadAverage()} (shared machine)");
         Console.WriteLine($"- malloc: {BertSharp.Inference.Runtime.MallocTuning}; GLIBC_TUNABLES {Environment.GetEnvironmentVariable("GLIBC_TUNABLES") ?? "unset"}");
         Console.WriteLine("- tokens/s = 1,024 tokens per update / median seconds per update after warm-up; 15% masked (≤ 20 per sequence)");
         Console.WriteLine();
@@ -86,7 +86,7 @@ public static class TrainingBench
                 // Hugging Face style: logits at every position, cross-entropy with ignore_index −100.
                 var o = model.forward(batch.InputIds, batch.TokenTypeIds, batch.AttentionMask, null);
                 var logits = o.PredictionLogits.reshape(-1, config.VocabSize).to(ScalarType.Float32);
-                loss = nn.functional.cross_entropy(logits, batch.Labels.reshape(-1), ignore_index: -100)
+                loss = nn.functional.cross_entropy(logits, batch.DenseLabels().reshape(-1), ignore_index: -100)
                        + nn.functional.cross_entropy(o.SeqRelationshipLogits.to(ScalarType.Float32), batch.NextSentenceLabels!);
             }
             loss.backward();
@@ -123,21 +123,5 @@ public static class TrainingBench
             list.Add(new PretrainingExample { InputIds = ids, TokenTypeIds = types, MaskedPositions = pos, MaskedLabels = labels, NextSentenceLabel = b % 2 });
         }
         return list;
-    }
-
-    static string Cpu()
-    {
-        try
-        {
-            var line = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal));
-            return line is null ? "unknown CPU" : line[(line.IndexOf(':') + 1)..].Trim();
-        }
-        catch (IOException) { return "unknown CPU"; }
-    }
-
-    static string LoadAverage()
-    {
-        try { return string.Join(" ", File.ReadAllText("/proc/loadavg").Split(' ').Take(3)); }
-        catch (IOException) { return "?"; }
     }
 }

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using BertSharp;
+using BertSharp.Bench;
 using BertSharp.Data;
 using BertSharp.Tokenization;
 
@@ -34,7 +35,7 @@ static class VocabBench
                 default: Console.Error.WriteLine($"vocab: unknown argument {args[i]}"); return 2;
             }
         }
-        var corpus = new TextCorpusOptions { Format = TextCorpusFormat.Jsonl };
+        var corpus = new TextCorpusOptions { Format = CorpusFormat.Jsonl };
         var tokenizerOptions = new BertTokenizerOptions { DoLowerCase = true };
         var testDocs = TextCorpus.Read([test], corpus).ToList(); // <br /> stripped, as in training
         long whitespaceWords = testDocs.Sum(d => (long)d.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries).Length);
@@ -42,17 +43,17 @@ static class VocabBench
         var rows = new List<string>();
         var countOptions = new WordPieceTrainerOptions { Lowercase = true, MinFrequency = minFrequency };
         var sw = Stopwatch.StartNew();
-        var cpu = CpuSeconds();
+        var cpu = Machine.CpuSeconds();
         var counts = WordPieceTrainer.CountWords(TextCorpus.Read([train], corpus), countOptions);
-        double countSeconds = sw.Elapsed.TotalSeconds, countCpu = CpuSeconds() - cpu;
+        double countSeconds = sw.Elapsed.TotalSeconds, countCpu = Machine.CpuSeconds() - cpu;
         Console.Error.WriteLine($"counting: {countSeconds:F1} s, {counts.Count:N0} distinct words");
         foreach (var size in sizes)
         {
             var options = countOptions with { VocabSize = size };
             sw.Restart();
-            cpu = CpuSeconds();
+            cpu = Machine.CpuSeconds();
             var result = WordPieceTrainer.Learn(counts, options);
-            double learnSeconds = sw.Elapsed.TotalSeconds, learnCpu = CpuSeconds() - cpu;
+            double learnSeconds = sw.Elapsed.TotalSeconds, learnCpu = Machine.CpuSeconds() - cpu;
             if (keep is not null)
             {
                 Directory.CreateDirectory(keep);
@@ -70,7 +71,7 @@ static class VocabBench
             rows.Add(Row("bert-base-uncased", vocab.Count, "— | —", m, whitespaceWords));
         }
 
-        Console.WriteLine($"Machine: {RuntimeInformation.OSDescription}, {Environment.ProcessorCount} cores, {CpuModel()}, .NET {Environment.Version}; load average at the end: {LoadAverage()}");
+        Console.WriteLine($"Machine: {RuntimeInformation.OSDescription}, {Environment.ProcessorCount} cores, {Machine.Cpu()}, .NET {Environment.Version}; load average at the end: {Machine.LoadAverage()}");
         Console.WriteLine($"Train: {train}; test: {test} ({testDocs.Count:N0} documents, {whitespaceWords:N0} whitespace-separated words; `<br />` → space)");
         Console.WriteLine();
         Console.WriteLine("| vocabulary | size | training wall time (count + learn) | CPU time (count + learn) | [UNK] tokens | UNK rate | fertility (pieces / whitespace word) | pieces / basic word |");
@@ -102,23 +103,5 @@ static class VocabBench
             Interlocked.Add(ref words, local.BasicWords);
         });
         return new Metrics(tokens, unk, words);
-    }
-
-    static double CpuSeconds() => Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds;
-
-    static string LoadAverage()
-    {
-        try { return string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)); }
-        catch (IOException) { return "n/a"; }
-    }
-
-    static string CpuModel()
-    {
-        try
-        {
-            var line = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal));
-            return line?.Split(':', 2)[1].Trim() ?? RuntimeInformation.ProcessArchitecture.ToString();
-        }
-        catch (IOException) { return RuntimeInformation.ProcessArchitecture.ToString(); }
     }
 }

@@ -24,4 +24,11 @@ public static class BertCli
             root.Subcommands.Add(verb());
         return root;
     }
+
+    /// <summary>The `bert` entry point: parses, reports parser errors as one line (exit 2), runs the verb.</summary>
+    public static int Run(string[] args)
+    {
+        var parse = Build().Parse(args);
+        return parse.Errors.Count > 0 || Cli.UnknownOptions(parse).Count > 0 ? Cli.ParseError(parse) : parse.Invoke();
+    }
 }

@@ -36,11 +36,8 @@ static class PretrainDemoCommand
                 });
                 return 0;
             }
-            if (parse.GetValue(Cli.VerboseOption))
-            {
-                Console.WriteLine(string.Join(" ", r.MaskedTokens));
-                foreach (var p in r.Positions) Console.WriteLine($"position {p.Position}: actual: {p.Actual} / pred: {p.Predicted}");
-            }
+            Console.WriteLine(string.Join(" ", r.MaskedTokens));
+            foreach (var p in r.Positions) Console.WriteLine($"position {p.Position}: actual: {p.Actual} / pred: {p.Predicted}");
             Console.WriteLine($"mlm_accuracy = {r.Correct}/{r.Positions.Count} = {r.MlmAccuracy:0.####}");
             if (r.NextSentence is { } nsp) Console.WriteLine($"is_next_sentence = {(nsp.IsNextProbability >= 0.5 ? "True" : "False")}");
             return 0;

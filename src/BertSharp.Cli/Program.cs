@@ -1,1 +1,1 @@
-return BertSharp.Cli.BertCli.Build().Parse(args).Invoke();
+return BertSharp.Cli.BertCli.Run(args);

@@ -39,12 +39,13 @@ public static class TokenizeCommand
             var file = parse.GetValue(input);
             if (args.Length > 2) throw new ArgumentException($"give at most two texts (a text and its pair); got {args.Length}");
             if ((args.Length == 0) == (file is null)) throw new ArgumentException("give a text (and optionally its pair) or --input FILE, not both");
-            var inputs = file is null
+            var lines = file is null ? null : TextFile.ReadLines(file).Select((l, i) => (Text: l, Where: $"{file}:{i + 1}")).Where(l => l.Text.Length > 0).ToList();
+            var inputs = lines is null
                 ? [(args[0], args.Length > 1 ? args[1] : null)]
-                : TextFile.ReadLines(file).Where(l => l.Length > 0).Select(l =>
+                : lines.Select(l =>
                 {
-                    int tab = l.IndexOf('\t');
-                    return tab < 0 ? (l, (string?)null) : (l[..tab], l[(tab + 1)..]);
+                    int tab = l.Text.IndexOf('\t');
+                    return tab < 0 ? (l.Text, (string?)null) : (l.Text[..tab], l.Text[(tab + 1)..]);
                 }).ToList();
 
             int s = parse.GetValue(stride);
@@ -64,6 +65,10 @@ public static class TokenizeCommand
             for (int i = 0; i < encodings.Length; i++)
             {
                 var (text, pair) = inputs[i];
+                // Say so when a non-empty input yields nothing but the special tokens (e.g. a file of NUL bytes).
+                if (encodings[i].SpecialTokensMask.All(m => m == 1) && (text + pair).Length > 0)
+                    Console.Error.WriteLine($"bert: note: {lines?[i].Where ?? "the text"}: no tokens: its {(text + pair).Length:N0} characters are all " +
+                        "NUL, control characters or whitespace, which BERT's text cleaning removes");
                 if (parse.GetValue(json))
                 {
                     var obj = ToJson(encodings[i], text, pair);

@@ -14,11 +14,11 @@ public static class VocabCommand
     {
         var input = new Option<string[]>("--input", "-i")
         {
-            Description = "Input files (text: one document per line; jsonl: one object per line)",
+            Description = "Input files (text: one text per line; jsonl: one object per line; dir: folders of .txt)",
             Required = true,
             AllowMultipleArgumentsPerToken = true,
         };
-        var format = new Option<string?>("--format") { Description = "Input format: text or jsonl (default: jsonl for *.jsonl files, else text)" };
+        var format = new Option<string?>("--format") { Description = "Input format: text, wikitext, jsonl or dir (default: jsonl for *.jsonl files, else text)" };
         var field = new Option<string>("--field") { Description = "JSONL field holding the text", DefaultValueFactory = _ => "text" };
         var vocabSize = new Option<int>("--vocab-size") { Description = "Exact number of tokens (lines) to write", Required = true };
         var lowercase = new Option<bool>("--lowercase") { Description = "Lowercase and strip accents (an uncased vocabulary)" };
@@ -51,7 +51,7 @@ public static class VocabCommand
                 Threads = parse.GetValue(threads),
             };
             options.Validate();
-            TextCorpus.TotalBytes(paths); // missing inputs fail before any work
+            TextCorpus.TotalBytes(TextCorpus.Files(paths, corpus.Format)); // missing inputs fail before any work
             var outPath = Path.GetFullPath(parse.GetValue(output)!);
             var outDir = Path.GetDirectoryName(outPath);
             if (!string.IsNullOrEmpty(outDir) && !Directory.Exists(outDir)) throw new DirectoryNotFoundException($"output folder not found: {outDir}");
@@ -60,9 +60,8 @@ public static class VocabCommand
             var sw = Stopwatch.StartNew();
             var result = RunWithProgress(paths, corpus, options);
             WordPieceTrainer.Save(result.Vocabulary, outPath);
-            if (!result.Filled)
-                Console.Error.WriteLine($"bert: warning: the corpus could only fill {result.Vocabulary.Count:N0} of the {result.RequestedSize:N0} requested tokens " +
-                                        $"(every subword used at least {options.MinFrequency} times is in); {outPath} has {result.Vocabulary.Count:N0} lines");
+            if (result.ShortfallWarning(options.MinFrequency) is { } shortfall)
+                Console.Error.WriteLine($"bert: warning: {shortfall}; {outPath} has {result.Vocabulary.Count:N0} lines");
             Console.Error.WriteLine($"bert: wrote {result.Vocabulary.Count:N0} tokens to {outPath} in {sw.Elapsed.TotalSeconds:F1} s " +
                                     $"({result.TotalWords:N0} words, {result.DistinctWords:N0} distinct, alphabet {result.AlphabetSize:N0}, " +
                                     $"{result.LearnedTokens:N0} subwords, threshold {result.Threshold:N0})");
@@ -74,8 +73,8 @@ public static class VocabCommand
         return vocab;
     }
 
-    static TextCorpusFormat InferFormat(string[] paths) =>
-        paths.Length > 0 && paths.All(p => p.EndsWith(".jsonl", StringComparison.OrdinalIgnoreCase)) ? TextCorpusFormat.Jsonl : TextCorpusFormat.Text;
+    static CorpusFormat InferFormat(string[] paths) =>
+        paths.Length > 0 && paths.All(p => p.EndsWith(".jsonl", StringComparison.OrdinalIgnoreCase)) ? CorpusFormat.Jsonl : CorpusFormat.Text;
 
     /// <summary>Trains, showing a progress display on stderr when it is a terminal.</summary>
     static WordPieceTrainingResult RunWithProgress(string[] paths, TextCorpusOptions corpus, WordPieceTrainerOptions options)
@@ -88,7 +87,7 @@ public static class VocabCommand
             .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RateColumn(), new RemainingTimeColumn())
             .Start(ctx =>
             {
-                var counting = ctx.AddTask("counting", maxValue: Math.Max(1, TextCorpus.TotalBytes(paths)));
+                var counting = ctx.AddTask("counting", maxValue: Math.Max(1, TextCorpus.TotalBytes(TextCorpus.Files(paths, corpus.Format))));
                 counting.State.Update<bool>("bytes", _ => true);
                 var learning = ctx.AddTask("learning", autoStart: false, maxValue: 1);
                 var progress = new Reporter(p =>

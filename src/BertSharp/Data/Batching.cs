@@ -4,7 +4,9 @@ using static TorchSharp.torch;
 namespace BertSharp.Data;
 
 /// <summary>
-/// A collated batch of int64 tensors (CPU). Dispose it when done (it owns its tensors).
+/// A collated batch of int64 tensors (CPU). Dispose it when done (it owns its tensors). MLM labels are stored in
+/// one encoding, the one the trainer uses: the flat indices of the masked positions and their labels
+/// (<see cref="MaskedFlatPositions"/>, <see cref="MaskedFlatLabels"/>); <see cref="DenseLabels"/> derives HF's [B, L].
 /// </summary>
 public sealed class PretrainingBatch : IDisposable
 {
@@ -14,16 +16,10 @@ public sealed class PretrainingBatch : IDisposable
     public required Tensor TokenTypeIds { get; init; }
     /// <summary>[B, L] 1 on real tokens, 0 on padding.</summary>
     public required Tensor AttentionMask { get; init; }
-    /// <summary>[B, P] masked positions per row, padded with 0 (P = most predictions of any row in the batch).</summary>
-    public required Tensor MaskedPositions { get; init; }
-    /// <summary>[B, P] original ids at <see cref="MaskedPositions"/>, −100 on padding.</summary>
-    public required Tensor MaskedLabels { get; init; }
     /// <summary>[N] flat indices b·L + pos of every real masked position (row-major), for gathering rows of a [B·L, H] view.</summary>
     public required Tensor MaskedFlatPositions { get; init; }
     /// <summary>[N] labels matching <see cref="MaskedFlatPositions"/>.</summary>
     public required Tensor MaskedFlatLabels { get; init; }
-    /// <summary>[B, L] Hugging Face–style MLM labels: the original id at masked positions, −100 elsewhere.</summary>
-    public required Tensor Labels { get; init; }
     /// <summary>[B] 0 = is next, 1 = random; null in MLM-only modes.</summary>
     public Tensor? NextSentenceLabels { get; init; }
 
@@ -34,11 +30,16 @@ public sealed class PretrainingBatch : IDisposable
     /// <summary>Dataset indices of the rows (when produced by <see cref="PretrainingDataset"/>).</summary>
     public int[] Indices { get; init; } = [];
 
+    /// <summary>[B, L] Hugging Face–style MLM labels derived from the flat encoding: the original id at masked positions,
+    /// −100 elsewhere (for a loss over every position). The tensor goes to the current dispose scope.</summary>
+    public Tensor DenseLabels() =>
+        torch.full([(long)BatchSize * SequenceLength], PretrainingCollator.IgnoreIndex, ScalarType.Int64)
+            .index_put_(MaskedFlatLabels, MaskedFlatPositions).view(BatchSize, SequenceLength);
+
     public void Dispose()
     {
         InputIds.Dispose(); TokenTypeIds.Dispose(); AttentionMask.Dispose();
-        MaskedPositions.Dispose(); MaskedLabels.Dispose(); MaskedFlatPositions.Dispose(); MaskedFlatLabels.Dispose();
-        Labels.Dispose(); NextSentenceLabels?.Dispose();
+        MaskedFlatPositions.Dispose(); MaskedFlatLabels.Dispose(); NextSentenceLabels?.Dispose();
     }
 }
 
@@ -55,7 +56,6 @@ public static class PretrainingCollator
         int b = examples.Count;
         int l = examples.Max(e => e.Length);
         l = (l + padToMultipleOf - 1) / padToMultipleOf * padToMultipleOf;
-        int p = Math.Max(1, examples.Max(e => e.MaskedPositions.Length));
         bool hasNsp = examples[0].NextSentenceLabel is not null;
         if (examples.Any(e => (e.NextSentenceLabel is not null) != hasNsp))
             throw new ArgumentException("a batch mixes examples with and without next-sentence labels", nameof(examples));
@@ -63,12 +63,7 @@ public static class PretrainingCollator
         var ids = new long[b * l];
         var types = new long[b * l];
         var mask = new long[b * l];
-        var positions = new long[b * p];
-        var maskedLabels = new long[b * p];
-        var labels = new long[b * l];
         Array.Fill(ids, padId);
-        Array.Fill(maskedLabels, IgnoreIndex);
-        Array.Fill(labels, IgnoreIndex);
         int n = examples.Sum(e => e.MaskedPositions.Length);
         var flatPositions = new long[n];
         var flatLabels = new long[n];
@@ -89,9 +84,6 @@ public static class PretrainingCollator
             {
                 int pos = e.MaskedPositions[k];
                 if ((uint)pos >= (uint)e.Length) throw new ArgumentException($"example {r}: masked position {pos} outside its {e.Length} tokens");
-                positions[r * p + k] = pos;
-                maskedLabels[r * p + k] = e.MaskedLabels[k];
-                labels[r * l + pos] = e.MaskedLabels[k];
                 flatPositions[f] = (long)r * l + pos;
                 flatLabels[f] = e.MaskedLabels[k];
                 f++;
@@ -105,11 +97,8 @@ public static class PretrainingCollator
             InputIds = torch.tensor(ids, [b, l], ScalarType.Int64).MoveToOuterDisposeScope(),
             TokenTypeIds = torch.tensor(types, [b, l], ScalarType.Int64).MoveToOuterDisposeScope(),
             AttentionMask = torch.tensor(mask, [b, l], ScalarType.Int64).MoveToOuterDisposeScope(),
-            MaskedPositions = torch.tensor(positions, [b, p], ScalarType.Int64).MoveToOuterDisposeScope(),
-            MaskedLabels = torch.tensor(maskedLabels, [b, p], ScalarType.Int64).MoveToOuterDisposeScope(),
             MaskedFlatPositions = torch.tensor(flatPositions, [n], ScalarType.Int64).MoveToOuterDisposeScope(),
             MaskedFlatLabels = torch.tensor(flatLabels, [n], ScalarType.Int64).MoveToOuterDisposeScope(),
-            Labels = torch.tensor(labels, [b, l], ScalarType.Int64).MoveToOuterDisposeScope(),
             NextSentenceLabels = nsp is null ? null : torch.tensor(nsp, [b], ScalarType.Int64).MoveToOuterDisposeScope(),
             BatchSize = b, SequenceLength = l, MaskedCount = n, Indices = indices ?? [],
         };

@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using System.Text.RegularExpressions;
 
 namespace BertSharp.Data;
@@ -8,13 +9,13 @@ namespace BertSharp.Data;
 public enum CorpusFormat
 {
     /// <summary>Google BERT format: one sentence per line, blank line between documents.</summary>
-    GoogleText,
+    Text,
     /// <summary>WikiText tokens files: <c> = Title = </c> lines start documents; paragraphs are sentence-split.</summary>
-    WikiText,
+    [JsonStringEnumMemberName("wikitext")] WikiText,
     /// <summary>JSON Lines, one record = one document; a string field holds the text (HTML <c>&lt;br /&gt;</c> → space).</summary>
     Jsonl,
     /// <summary>A folder of <c>*.txt</c> files (top level, ordinal name order); see <see cref="TextFolderMode"/>.</summary>
-    TextFolder,
+    [JsonStringEnumMemberName("dir")] TextFolder,
 }
 
 /// <summary>How files of a <see cref="CorpusFormat.TextFolder"/> corpus map to documents.</summary>
@@ -50,7 +51,7 @@ public sealed record CorpusSpec
     /// <summary>WikiText: undo the <c> @.@ </c>, <c> @,@ </c>, <c> @-@ </c> number/hyphen markers (default true).</summary>
     public bool WikiDetokenizeAtMarkers { get; init; } = true;
 
-    public static CorpusSpec GoogleText(params string[] paths) => new() { Format = CorpusFormat.GoogleText, Paths = paths };
+    public static CorpusSpec GoogleText(params string[] paths) => new() { Format = CorpusFormat.Text, Paths = paths };
     public static CorpusSpec WikiText(params string[] paths) => new() { Format = CorpusFormat.WikiText, Paths = paths };
     public static CorpusSpec Jsonl(string field, params string[] paths) => new() { Format = CorpusFormat.Jsonl, Paths = paths, JsonTextField = field };
     public static CorpusSpec TextFolder(string folder, TextFolderMode mode = TextFolderMode.FilePerDocument) =>
@@ -95,7 +96,7 @@ public static class CorpusReader
         {
             var docs = spec.Format switch
             {
-                CorpusFormat.GoogleText => ReadGoogleText(file, bytesRead),
+                CorpusFormat.Text => ReadGoogleText(file, bytesRead),
                 CorpusFormat.WikiText => ReadWikiText(file, spec.WikiSubheadings, spec.WikiKeepTitle, spec.WikiDetokenizeAtMarkers, bytesRead, splitter),
                 CorpusFormat.Jsonl => ReadJsonl(file, spec.JsonTextField, bytesRead, splitter),
                 CorpusFormat.TextFolder => spec.FolderMode == TextFolderMode.GoogleFormat

@@ -22,14 +22,18 @@ public sealed class DataRng
     /// <summary>Hashes a tuple of keys into one well-mixed 64-bit seed.</summary>
     public static ulong Mix(ulong seed, ulong a, ulong b = 0, ulong c = 0)
     {
-        ulong h = Finalize(seed ^ 0x9E3779B97F4A7C15UL);
-        h = Finalize(h ^ (a + 0x632BE59BD9B4E019UL));
+        ulong h = MixPair(seed, a);
         h = Finalize(h ^ (b + 0xA0761D6478BD642FUL));
         h = Finalize(h ^ (c + 0xD6E8FEB86659FD93UL));
         return h;
     }
 
-    static ulong SplitMix(ref ulong x)
+    /// <summary>Hashes two keys into one seed (the first two rounds of <see cref="Mix"/>; the trainer's per-step seed).</summary>
+    public static ulong MixPair(ulong a, ulong b) => Finalize(Finalize(a ^ 0x9E3779B97F4A7C15UL) ^ (b + 0x632BE59BD9B4E019UL));
+
+    /// <summary>One step of the splitmix64 generator: advances <paramref name="x"/> and returns the next value.
+    /// The only splitmix64 in the library (seeding, hashing, shuffles).</summary>
+    public static ulong SplitMix(ref ulong x)
     {
         x += 0x9E3779B97F4A7C15UL;
         return Finalize(x);

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text.Json.Serialization;
 
 namespace BertSharp.Data;
 
@@ -6,7 +7,7 @@ namespace BertSharp.Data;
 public enum ExampleMode
 {
     /// <summary>Google BERT: [CLS] A [SEP] B [SEP] with a next-sentence label (50% random B).</summary>
-    NextSentencePrediction,
+    [JsonStringEnumMemberName("nsp")] NextSentencePrediction,
     /// <summary>MLM only: each sentence (line) is one example, truncated to max_seq_length − 2.</summary>
     LineByLine,
     /// <summary>MLM only: the corpus as one token stream (a [SEP] between documents) cut into blocks of
@@ -23,7 +24,12 @@ public enum MaskingMode
     Dynamic,
 }
 
-/// <summary>Example creation and masking parameters (Google <c>create_pretraining_data.py</c> flags and defaults).</summary>
+/// <summary>
+/// Example creation and masking parameters (Google <c>create_pretraining_data.py</c> flags). The defaults here are the
+/// only ones: <c>bert pretrain</c>'s <c>data_cfg</c> takes them from this record. Masking is dynamic with one pass over
+/// the corpus (fresh masks every epoch without a dupe_factor-times larger example store); Google's setting is
+/// <see cref="MaskingMode.Static"/> with <see cref="DupeFactor"/> 10.
+/// </summary>
 public sealed record PretrainingDataOptions
 {
     public ExampleMode Mode { get; init; } = ExampleMode.NextSentencePrediction;
@@ -33,8 +39,8 @@ public sealed record PretrainingDataOptions
     public int MaxPredictionsPerSeq { get; init; } = 20;
     public bool WholeWordMask { get; init; }
     /// <summary>How many times each document is processed (different segmentations; with static masking, different masks).</summary>
-    public int DupeFactor { get; init; } = 10;
-    public MaskingMode Masking { get; init; } = MaskingMode.Static;
+    public int DupeFactor { get; init; } = 1;
+    public MaskingMode Masking { get; init; } = MaskingMode.Dynamic;
     public ulong Seed { get; init; } = 12345;
 
     public void Validate()

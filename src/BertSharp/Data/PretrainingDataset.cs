@@ -57,7 +57,7 @@ public sealed class PretrainingDataset : IDisposable
         _examples = examples;
         Vocab = vocab;
         Options = options;
-        if (examples.Count == 0) throw new InvalidOperationException("the corpus produced no examples (is it empty, or smaller than one packed block?)");
+        if (examples.Count == 0) throw new InvalidDataException("the corpus produced no examples (it is smaller than one example: fewer tokens than one packed block, or no document with two sentences?)");
     }
 
     public PretrainingDataOptions Options { get; }

@@ -4,19 +4,10 @@ using System.Text.RegularExpressions;
 
 namespace BertSharp.Data;
 
-/// <summary>How a corpus file stores its documents.</summary>
-public enum TextCorpusFormat
-{
-    /// <summary>Plain UTF-8 text, one document per line; blank lines are skipped.</summary>
-    Text,
-    /// <summary>JSON Lines: one object per line, the document is the string in <see cref="TextCorpusOptions.Field"/>.</summary>
-    Jsonl,
-}
-
 /// <summary>Options for <see cref="TextCorpus"/>.</summary>
 public sealed record TextCorpusOptions
 {
-    public TextCorpusFormat Format { get; init; } = TextCorpusFormat.Text;
+    public CorpusFormat Format { get; init; } = CorpusFormat.Text;
     /// <summary>The JSONL property holding the text.</summary>
     public string Field { get; init; } = "text";
     /// <summary>
@@ -25,19 +16,20 @@ public sealed record TextCorpusOptions
     /// </summary>
     public bool? StripHtmlBreaks { get; init; }
 
-    public bool EffectiveStripHtmlBreaks => StripHtmlBreaks ?? Format == TextCorpusFormat.Jsonl;
+    public bool EffectiveStripHtmlBreaks => StripHtmlBreaks ?? Format == CorpusFormat.Jsonl;
 
-    /// <summary>Parses a --format value ("text" or "jsonl", case-insensitive).</summary>
-    public static TextCorpusFormat ParseFormat(string value) => value.Trim().ToLowerInvariant() switch
+    /// <summary>Parses a --format value (a <see cref="CorpusFormat"/> name: text, wikitext, jsonl or dir; case-insensitive).</summary>
+    public static CorpusFormat ParseFormat(string value)
     {
-        "text" or "txt" => TextCorpusFormat.Text,
-        "jsonl" or "json" => TextCorpusFormat.Jsonl,
-        _ => throw new ArgumentException($"unknown input format '{value}' (expected text or jsonl)"),
-    };
+        try { return (CorpusFormat)Configuration.ConfigJson.ParseEnum(typeof(CorpusFormat), value); }
+        catch (FormatException) { throw new ArgumentException($"unknown input format '{value}' (expected {Configuration.ConfigJson.EnumChoices(typeof(CorpusFormat))})"); }
+    }
 }
 
 /// <summary>
-/// Streams documents from text or JSONL files, one line at a time (memory is independent of file size).
+/// Streams texts from a corpus in any <see cref="CorpusFormat"/>, one line at a time (memory is independent of file
+/// size): the text-like formats (text, wikitext, the .txt files of a dir) yield each non-blank line, JSONL the field of
+/// each record. The same files <see cref="Corpus"/> reads as documents; this flat view is what vocabulary training needs.
 /// Reports progress in bytes read over the total size of all files.
 /// </summary>
 public static partial class TextCorpus
@@ -48,6 +40,11 @@ public static partial class TextCorpus
     /// <summary>Replaces HTML line breaks with a single space.</summary>
     public static string StripHtmlBreaks(string text) =>
         text.Contains('<') ? HtmlBreak().Replace(text, " ") : text;
+
+    /// <summary>The files of <paramref name="paths"/>: for <see cref="CorpusFormat.TextFolder"/> each folder's top-level
+    /// <c>*.txt</c> in ordinal order (as <see cref="CorpusSpec.ResolveFiles"/>), otherwise the paths themselves.</summary>
+    public static IReadOnlyList<string> Files(IReadOnlyList<string> paths, CorpusFormat format) =>
+        format == CorpusFormat.TextFolder ? new CorpusSpec { Format = format, Paths = paths }.ResolveFiles() : paths;
 
     /// <summary>Checks that every path is an existing file; returns the total size in bytes.</summary>
     public static long TotalBytes(IReadOnlyList<string> paths)
@@ -71,37 +68,26 @@ public static partial class TextCorpus
     public static IEnumerable<string> Read(IReadOnlyList<string> paths, TextCorpusOptions? options = null, Action<long>? bytesRead = null)
     {
         options ??= new TextCorpusOptions();
+        paths = Files(paths, options.Format);
         TotalBytes(paths); // fail fast on a missing file, before anything is read
         long done = 0;
         foreach (var path in paths)
         {
-            using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan);
-            using var reader = new StreamReader(stream, new UTF8Encoding(false, true), detectEncodingFromByteOrderMarks: true, bufferSize: 1 << 16);
-            long lineNo = 0, lastReport = 0;
-            while (true)
+            long inFile = 0, lastReport = 0;
+            using var reader = new Utf8LineReader(path, n => inFile += n);
+            while (reader.TryReadLine(out var line))
             {
-                string? line;
-                try
+                if (bytesRead is not null && inFile - lastReport >= 1 << 16)
                 {
-                    line = reader.ReadLine();
+                    lastReport = inFile;
+                    bytesRead(done + inFile);
                 }
-                catch (DecoderFallbackException e)
-                {
-                    throw new FormatException($"{path}:{lineNo + 1}: invalid UTF-8 ({e.Message})");
-                }
-                if (line is null) break;
-                lineNo++;
-                if (bytesRead is not null && stream.Position - lastReport >= 1 << 16)
-                {
-                    lastReport = stream.Position;
-                    bytesRead(done + lastReport);
-                }
-                string? doc = options.Format == TextCorpusFormat.Jsonl ? ParseJsonLine(line, options.Field, path, lineNo) : line;
+                string? doc = options.Format == CorpusFormat.Jsonl ? ParseJsonLine(line, options.Field, path, reader.LineNumber) : line;
                 if (string.IsNullOrWhiteSpace(doc)) continue;
                 if (options.EffectiveStripHtmlBreaks) doc = StripHtmlBreaks(doc);
                 yield return doc;
             }
-            done += stream.Length;
+            done += new FileInfo(path).Length;
             bytesRead?.Invoke(done);
         }
     }

@@ -19,6 +19,7 @@ internal sealed class Utf8LineReader : IDisposable
     bool _eof;
     byte[] _line = new byte[256];
     int _lineLength;
+    long _position;
 
     public Utf8LineReader(string path, Action<long>? bytesRead = null)
     {
@@ -36,7 +37,7 @@ internal sealed class Utf8LineReader : IDisposable
     public bool TryReadLine(out string line)
     {
         _lineLength = 0;
-        long consumed = 0;
+        long consumed = 0, lineStart = _position;
         bool any = false;
         while (true)
         {
@@ -64,8 +65,9 @@ internal sealed class Utf8LineReader : IDisposable
         }
         LineNumber++;
         Report(consumed);
+        _position += consumed;
         var bytes = _line.AsSpan(0, _lineLength);
-        if (LineNumber == 1 && bytes.StartsWith((ReadOnlySpan<byte>)[0xEF, 0xBB, 0xBF])) bytes = bytes[3..];
+        if (LineNumber == 1 && bytes.StartsWith((ReadOnlySpan<byte>)[0xEF, 0xBB, 0xBF])) { bytes = bytes[3..]; lineStart += 3; }
         if (bytes.Length > 0 && bytes[^1] == (byte)'\r') bytes = bytes[..^1];
         try
         {
@@ -73,7 +75,8 @@ internal sealed class Utf8LineReader : IDisposable
         }
         catch (DecoderFallbackException e)
         {
-            throw new FormatException($"{_path}:{LineNumber}: invalid UTF-8 (byte offset {e.Index} in the line)");
+            var at = Math.Clamp(e.Index, 0, bytes.Length - 1);
+            throw Tokenization.TextFile.InvalidUtf8(_path, LineNumber, bytes[at], lineStart + at);
         }
         return true;
     }

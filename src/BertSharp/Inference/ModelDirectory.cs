@@ -53,8 +53,23 @@ public sealed class ModelDirectory
     {
         var model = create(Config);
         ModelUtils.InitWeights(model, Config, seed);
-        LoadReport report;
+        var report = LoadWeightsInto(model);
+        ModelUtils.ToInferenceDType(model, dtype);
+        if (device is not null && device.type != DeviceType.CPU) model.to(device);
+        model.eval();
+        return (model, report);
+    }
+
+    /// <summary>
+    /// Copies this directory's weights into an existing <paramref name="model"/> through the one name matcher
+    /// (<see cref="StateDictLoader"/>: <c>bert.</c> prefix either way, <c>gamma</c>/<c>beta</c>, tied aliases).
+    /// Parameters the checkpoint lacks keep their current values and are listed in the report; with
+    /// <paramref name="requireComplete"/> (resuming a run) they are an error instead.
+    /// </summary>
+    public LoadReport LoadWeightsInto(nn.Module model, bool requireComplete = false)
+    {
         var weights = CheckpointFiles.LoadWeights(WeightsPath);
+        LoadReport report;
         try
         {
             report = StateDictLoader.Load(model, weights, WeightsPath);
@@ -65,55 +80,60 @@ public sealed class ModelDirectory
         }
         if (report.Loaded == 0)
             throw new InvalidDataException($"{WeightsPath}: none of its {weights.Count} tensors match a BERT parameter name");
-        ModelUtils.ToInferenceDType(model, dtype);
-        if (device is not null && device.type != DeviceType.CPU) model.to(device);
-        model.eval();
-        return (model, report);
+        if (requireComplete && !report.IsComplete)
+            throw new InvalidDataException($"{WeightsPath}: missing weight{(report.Missing.Count > 1 ? "s" : "")} {string.Join(", ", report.Missing.Take(5).Select(m => $"'{m}'"))}{(report.Missing.Count > 5 ? ", …" : "")}");
+        return report;
     }
 
     /// <summary>
     /// Writes HF layout (config.json, model.safetensors, vocab.txt, tokenizer_config.json) atomically: everything
     /// goes to a temporary sibling directory that is renamed into place, so a crash never leaves half a model.
+    /// Without a tokenizer (engine tests on synthetic ids) only config.json and model.safetensors are written.
     /// </summary>
-    public static void Save(nn.Module model, BertConfig config, BertTokenizer tokenizer, string dir, IReadOnlyDictionary<string, string>? metadata = null)
+    public static void Save(nn.Module model, BertConfig config, BertTokenizer? tokenizer, string dir, IReadOnlyDictionary<string, string>? metadata = null) =>
+        AtomicDirectory.Write(dir, tmp => Write(model, config, tokenizer, tmp, metadata));
+
+    /// <summary>
+    /// The files of <see cref="Save"/>, written into the existing folder <paramref name="dir"/> (for callers that make a
+    /// larger directory atomic themselves, like training checkpoints). Tied aliases are stored once, under the
+    /// embedding and <c>cls.predictions.bias</c> names, as HF does; tensors keep their dtype.
+    /// </summary>
+    public static void Write(nn.Module model, BertConfig config, BertTokenizer? tokenizer, string dir, IReadOnlyDictionary<string, string>? metadata = null)
     {
-        var full = System.IO.Path.GetFullPath(dir);
-        var parent = System.IO.Path.GetDirectoryName(full)!;
-        Directory.CreateDirectory(parent);
-        var tmp = System.IO.Path.Combine(parent, $".{System.IO.Path.GetFileName(full)}.tmp-{Guid.NewGuid():N}");
-        Directory.CreateDirectory(tmp);
-        try
-        {
-            config.Save(System.IO.Path.Combine(tmp, "config.json"));
-            var tensors = model.state_dict()
-                .Where(kv => !ModelUtils.IsTiedAlias(kv.Key))
-                .Select(kv => new KeyValuePair<string, Tensor>(kv.Key, kv.Value.detach().cpu()));
-            var meta = new Dictionary<string, string> { ["format"] = "pt" };
-            if (metadata is not null) foreach (var (k, v) in metadata) meta[k] = v;
-            SafeTensors.Save(System.IO.Path.Combine(tmp, "model.safetensors"), tensors, meta);
-            tokenizer.Vocab.Save(System.IO.Path.Combine(tmp, "vocab.txt"));
-            File.WriteAllText(System.IO.Path.Combine(tmp, "tokenizer_config.json"),
-                System.Text.Json.JsonSerializer.Serialize(new Dictionary<string, object?>
-                {
-                    ["do_lower_case"] = tokenizer.Options.DoLowerCase,
-                    ["strip_accents"] = tokenizer.Options.StripAccents,
-                    ["tokenize_chinese_chars"] = tokenizer.Options.TokenizeChineseChars,
-                    ["model_max_length"] = config.MaxPositionEmbeddings,
-                    ["tokenizer_class"] = "BertTokenizer",
-                }, new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
-            string? old = null;
-            if (Directory.Exists(full))
+        config.Save(System.IO.Path.Combine(dir, "config.json"));
+        var meta = new Dictionary<string, string> { ["format"] = "pt" };
+        if (metadata is not null) foreach (var (k, v) in metadata) meta[k] = v;
+        SaveTensors(System.IO.Path.Combine(dir, WeightsFile), model.state_dict().Where(kv => !ModelUtils.IsTiedAlias(kv.Key)), meta);
+        if (tokenizer is null) return;
+        tokenizer.Vocab.Save(System.IO.Path.Combine(dir, "vocab.txt"));
+        File.WriteAllText(System.IO.Path.Combine(dir, "tokenizer_config.json"),
+            System.Text.Json.JsonSerializer.Serialize(new Dictionary<string, object?>
             {
-                old = full + $".old-{Guid.NewGuid():N}";
-                Directory.Move(full, old);
-            }
-            Directory.Move(tmp, full);
-            if (old is not null) Directory.Delete(old, recursive: true);
-        }
-        catch
-        {
-            if (Directory.Exists(tmp)) Directory.Delete(tmp, recursive: true);
-            throw;
-        }
+                ["do_lower_case"] = tokenizer.Options.DoLowerCase,
+                ["strip_accents"] = tokenizer.Options.StripAccents,
+                ["tokenize_chinese_chars"] = tokenizer.Options.TokenizeChineseChars,
+                ["model_max_length"] = config.MaxPositionEmbeddings,
+                ["tokenizer_class"] = "BertTokenizer",
+            }, new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+    }
+
+    /// <summary>The weights file <see cref="Save"/> writes.</summary>
+    public const string WeightsFile = "model.safetensors";
+
+    /// <summary>The one writer of named tensors (model weights, optimizer state): safetensors, copied to the CPU.</summary>
+    public static void SaveTensors(string path, IEnumerable<KeyValuePair<string, Tensor>> tensors, IReadOnlyDictionary<string, string>? metadata = null)
+    {
+        using var scope = NewDisposeScope();
+        SafeTensors.Save(path, tensors.Select(kv => new KeyValuePair<string, Tensor>(kv.Key, kv.Value.detach().cpu().contiguous())).ToList(), metadata);
+    }
+
+    /// <summary>Reads every tensor of a safetensors file written by <see cref="SaveTensors"/>; the caller disposes them.</summary>
+    public static Dictionary<string, Tensor> LoadTensors(string path)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"file not found: {path}", path);
+        using var scope = NewDisposeScope();
+        var d = SafeTensors.Load(path);
+        foreach (var t in d.Values) t.DetachFromDisposeScope();
+        return d;
     }
 }

@@ -66,6 +66,15 @@ public sealed record BertConfig
 
     public void Save(string path) => File.WriteAllText(path, ToJson());
 
+    /// <summary>This config with HF's <c>architectures</c> key set to <paramref name="modelClass"/> unless it names one already.</summary>
+    public BertConfig WithArchitecture(string modelClass)
+    {
+        if (Extra?.ContainsKey("architectures") == true) return this;
+        var extra = Extra is null ? new Dictionary<string, JsonElement>() : new Dictionary<string, JsonElement>(Extra);
+        extra["architectures"] = JsonSerializer.SerializeToElement(new[] { modelClass });
+        return this with { Extra = extra };
+    }
+
     public void Validate(string source = "config")
     {
         void Require(bool ok, string what) { if (!ok) throw new FormatException($"{source}: {what}"); }

@@ -43,8 +43,13 @@ public static class TextFile
         if (status != OperationStatus.Done)
         {
             int line = 1 + span[..read].Count((byte)'\n');
-            throw new FormatException($"{path}:{line}: invalid UTF-8 (byte 0x{span[read]:X2} at offset {read + (bytes.Length - span.Length)})");
+            throw InvalidUtf8(path, line, span[read], read + (bytes.Length - span.Length));
         }
         return new string(chars, 0, written);
     }
+
+    /// <summary>The one invalid-UTF-8 error of every reader: <c>FILE:LINE: invalid UTF-8 (byte 0xC6 at offset N)</c>,
+    /// <paramref name="offset"/> counted in bytes from the start of the file.</summary>
+    public static FormatException InvalidUtf8(string path, long line, byte value, long offset) =>
+        new($"{path}:{line}: invalid UTF-8 (byte 0x{value:X2} at offset {offset})");
 }

@@ -83,6 +83,11 @@ public sealed record WordPieceTrainingResult
     /// <summary>False when the corpus could not fill <see cref="WordPieceTrainerOptions.VocabSize"/> lines.</summary>
     public required bool Filled { get; init; }
     public required int RequestedSize { get; init; }
+
+    /// <summary>The warning every caller prints when the corpus could not fill the requested size (null when it did).</summary>
+    public string? ShortfallWarning(int minFrequency) => Filled ? null :
+        $"the corpus could only fill {Vocabulary.Count:N0} of the {RequestedSize:N0} requested tokens " +
+        $"(every subword used at least {minFrequency} times is in)";
 }
 
 /// <summary>
@@ -104,6 +109,7 @@ public static class WordPieceTrainer
     public static WordPieceTrainingResult TrainFiles(IReadOnlyList<string> paths, TextCorpusOptions corpus, WordPieceTrainerOptions options, IProgress<WordPieceTrainerProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         options.Validate();
+        paths = TextCorpus.Files(paths, corpus.Format);
         long total = TextCorpus.TotalBytes(paths);
         progress?.Report(new(WordPieceTrainingStage.Counting, 0, total, "counting words"));
         var docs = TextCorpus.Read(paths, corpus, bytes => progress?.Report(new(WordPieceTrainingStage.Counting, bytes, total, "counting words")));

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using BertSharp.Checkpoints;
 
 namespace BertSharp.Training;
 
@@ -44,9 +45,9 @@ public sealed record TrainerState
 
 /// <summary>
 /// The checkpoint directory layout: <c>output/checkpoint-&lt;step&gt;/</c> holding the model in Hugging Face
-/// layout (written by the task), <see cref="OptimizerFile"/>, <see cref="StateFileName"/> and
-/// <see cref="ConfigFile"/>. Directories are written under a temporary name and renamed when complete, so a crash
-/// never leaves a half-written <c>checkpoint-*</c>.
+/// layout (written by the task through <see cref="Inference.ModelDirectory.Write"/>), <see cref="OptimizerFile"/>,
+/// <see cref="StateFileName"/> and <see cref="ConfigFile"/>. Directories are written through
+/// <see cref="AtomicDirectory"/>, so a crash never leaves a half-written <c>checkpoint-*</c>.
 /// </summary>
 public static class Checkpoint
 {
@@ -59,29 +60,7 @@ public static class Checkpoint
     /// and removes all but the newest <paramref name="keep"/> checkpoints. Returns the final directory.</summary>
     public static string Save(string outputDir, long step, Action<string> write, int keep)
     {
-        Directory.CreateDirectory(outputDir);
-        var final = Path.Combine(outputDir, Prefix + step.ToString(CultureInfo.InvariantCulture));
-        var tmp = Path.Combine(outputDir, $".tmp-{Prefix}{step}-{Environment.ProcessId}");
-        if (Directory.Exists(tmp)) Directory.Delete(tmp, recursive: true);
-        Directory.CreateDirectory(tmp);
-        try
-        {
-            write(tmp);
-        }
-        catch
-        {
-            TryDelete(tmp);
-            throw;
-        }
-        if (Directory.Exists(final))
-        {
-            // Same step saved twice (e.g. Ctrl-C right after a periodic save): replace it.
-            var old = final + $".old-{Environment.ProcessId}";
-            Directory.Move(final, old);
-            Directory.Move(tmp, final);
-            TryDelete(old);
-        }
-        else Directory.Move(tmp, final);
+        var final = AtomicDirectory.Write(Path.Combine(outputDir, Prefix + step.ToString(CultureInfo.InvariantCulture)), write);
         Prune(outputDir, keep);
         return final;
     }
@@ -105,7 +84,7 @@ public static class Checkpoint
     static void Prune(string outputDir, int keep)
     {
         var all = List(outputDir);
-        for (int i = 0; i < all.Count - keep; i++) TryDelete(all[i].Dir);
+        for (int i = 0; i < all.Count - keep; i++) AtomicDirectory.TryDelete(all[i].Dir);
     }
 
     /// <summary>A checkpoint directory itself, or the newest checkpoint of an output directory.</summary>
@@ -123,12 +102,5 @@ public static class Checkpoint
         var p = Path.Combine(checkpointDir, StateFileName);
         if (!File.Exists(p)) throw new FileNotFoundException($"not a checkpoint: {p} is missing", p);
         return TrainerState.Parse(File.ReadAllText(p), p);
-    }
-
-    static void TryDelete(string dir)
-    {
-        try { if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true); }
-        catch (IOException) { }
-        catch (UnauthorizedAccessException) { }
     }
 }

@@ -50,20 +50,11 @@ public sealed class ShuffledBatchSource<TExample, TBatch> : IBatchSource<TBatch>
         ulong state = (ulong)_seed * 0x9E3779B97F4A7C15UL ^ ((ulong)epoch + 0x632BE59BD9B4E019UL);
         for (int i = order.Length - 1; i > 0; i--)
         {
-            int j = (int)(Next(ref state) % (ulong)(i + 1));
+            int j = (int)(Data.DataRng.SplitMix(ref state) % (ulong)(i + 1));
             (order[i], order[j]) = (order[j], order[i]);
         }
         _order = order;
         _cachedEpoch = epoch;
         return order;
-    }
-
-    static ulong Next(ref ulong x)
-    {
-        x += 0x9E3779B97F4A7C15UL;
-        ulong z = x;
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
-        return z ^ (z >> 31);
     }
 }

@@ -3,6 +3,14 @@ using System.Text.Json.Serialization;
 
 namespace BertSharp.Training;
 
+/// <summary>Training precision.</summary>
+public enum Precision
+{
+    [JsonStringEnumMemberName("float32")] Float32,
+    /// <summary>bf16 compute with float32 master weights in the optimizer.</summary>
+    [JsonStringEnumMemberName("bfloat16")] BFloat16,
+}
+
 /// <summary>
 /// Optimisation and bookkeeping settings of a training run — the <c>train_cfg</c> section of a configuration file
 /// (pytorchic-bert style, snake_case keys). Every field has a default; command-line flags override file values.
@@ -34,10 +42,11 @@ public sealed record TrainConfig
     [JsonPropertyName("save_every")] public long SaveEvery { get; init; }
     [JsonPropertyName("keep_checkpoints")] public int KeepCheckpoints { get; init; } = 3;
     [JsonPropertyName("log_every")] public long LogEvery { get; init; } = 10;
-    /// <summary>Torch intra-op threads (null: all cores).</summary>
+    /// <summary>Torch intra-op threads (null: all cores), applied by the entry point through
+    /// <see cref="Inference.Runtime.SetThreads"/> (the trainer itself never changes the process's thread count).</summary>
     [JsonPropertyName("threads")] public int? Threads { get; init; }
-    /// <summary>"float32" or "bfloat16" (bf16 compute with float32 master weights).</summary>
-    [JsonPropertyName("dtype")] public string DType { get; init; } = "float32";
+    /// <summary>float32 or bfloat16 (bf16 compute with float32 master weights).</summary>
+    [JsonPropertyName("dtype")] public Precision DType { get; init; } = Precision.Float32;
     /// <summary>Write TensorBoard event files under output/tensorboard.</summary>
     [JsonPropertyName("tensorboard")] public bool TensorBoard { get; init; } = true;
     /// <summary>Write PNG plots under output/plots at each evaluation.</summary>
@@ -65,7 +74,6 @@ public sealed record TrainConfig
         Require(KeepCheckpoints >= 1, $"keep_checkpoints must be >= 1 (got {KeepCheckpoints})");
         Require(LogEvery >= 1, $"log_every must be >= 1 (got {LogEvery})");
         Require(Threads is null or > 0, $"threads must be positive (got {Threads})");
-        Require(DType is "float32" or "bfloat16", $"dtype must be float32 or bfloat16 (got '{DType}')");
     }
 
     /// <summary>Total optimizer updates for a data source of <paramref name="batchesPerEpoch"/> micro-batches.</summary>
@@ -76,12 +84,25 @@ public sealed record TrainConfig
         return Math.Max(1, (long)Math.Ceiling(epochs * batchesPerEpoch / GradAccumSteps));
     }
 
-    internal static readonly JsonSerializerOptions Json = new()
-    {
-        WriteIndented = true,
-        DefaultIgnoreCondition = JsonIgnoreCondition.Never,
-        ReadCommentHandling = JsonCommentHandling.Skip,
-        AllowTrailingCommas = true,
-        UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
-    };
+    internal static JsonSerializerOptions Json => Configuration.ConfigJson.Options;
+
+    /// <summary>The flags of the train_cfg section (one line each; help, defaults and JSON keys come from this record).</summary>
+    public static readonly Configuration.ConfigSection<TrainConfig> Flags = new Configuration.ConfigSection<TrainConfig>("train_cfg")
+        .Flag("--batch-size", c => c.BatchSize, "Sequences per update")
+        .Flag("--grad-accum", c => c.GradAccumSteps, "Micro-batches per update")
+        .Flag("--lr", c => c.LearningRate, "Peak learning rate")
+        .Flag("--steps", c => c.TotalSteps, "Number of updates (instead of --epochs)", replaces: c => c.Epochs)
+        .Flag("--epochs", c => c.Epochs, "Number of epochs when --steps is not given (default 1)", replaces: c => c.TotalSteps)
+        .Flag("--warmup", c => c.WarmupProportion, "Warm-up proportion of the updates (default 0.1)", replaces: c => c.WarmupSteps)
+        .Flag("--warmup-steps", c => c.WarmupSteps, "Warm-up updates (instead of --warmup)", replaces: c => c.WarmupProportion)
+        .Flag("--eval-every", c => c.EvalEvery, "Evaluate every N updates (0: at the end)")
+        .Flag("--eval-batches", c => c.EvalMaxBatches, "Cap on held-out batches per evaluation (0: all)")
+        .Flag("--save-every", c => c.SaveEvery, "Checkpoint every N updates (0: at the end)")
+        .Flag("--keep", c => c.KeepCheckpoints, "Checkpoints to keep")
+        .Flag("--log-every", c => c.LogEvery, "Log every N updates")
+        .Flag("--seed", c => c.Seed, "Seed for weights, data order, masking, dropout")
+        .Flag("--threads", c => c.Threads, "Torch threads (default: all cores)")
+        .Flag("--dtype", c => c.DType, "bfloat16: bf16 compute, float32 master weights")
+        .Switch("--no-tensorboard", c => c.TensorBoard, false, "Do not write TensorBoard event files")
+        .Switch("--no-plots", c => c.Plots, false, "Do not write PNG plots");
 }

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
+using BertSharp.Inference;
 using BertSharp.Modeling;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -51,18 +52,7 @@ public sealed class Trainer<TBatch>
     TrainConfig Config => _options.Config;
 
     /// <summary>The seed of the torch generator before update <paramref name="step"/> (0-based).</summary>
-    public static long StepSeed(long seed, long step) => (long)(Mix((ulong)seed, (ulong)step) & 0x7FFF_FFFF_FFFF_FFFFUL);
-
-    static ulong Mix(ulong a, ulong b)
-    {
-        static ulong F(ulong z)
-        {
-            z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
-            z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
-            return z ^ (z >> 31);
-        }
-        return F(F(a ^ 0x9E3779B97F4A7C15UL) ^ (b + 0x632BE59BD9B4E019UL));
-    }
+    public static long StepSeed(long seed, long step) => (long)(Data.DataRng.MixPair((ulong)seed, (ulong)step) & 0x7FFF_FFFF_FFFF_FFFFUL);
 
     /// <summary>
     /// Trains until the configured number of updates, or until <paramref name="cancel"/> fires (then a checkpoint
@@ -72,8 +62,8 @@ public sealed class Trainer<TBatch>
     public TrainingResult Run(string? resumeFrom = null, CancellationToken cancel = default)
     {
         var cfg = Config;
-        int threads = cfg.Threads ?? Environment.ProcessorCount;
-        torch.set_num_threads(threads);
+        // Threads are set once by the entry point (bert pretrain, the bench, Runtime.Initialize), not here.
+        int threads = Runtime.Threads;
         Directory.CreateDirectory(_options.OutputDir);
 
         long totalSteps = cfg.ResolveTotalSteps(_train.BatchesPerEpoch);
@@ -94,7 +84,7 @@ public sealed class Trainer<TBatch>
                 Message($"warning: resuming with batch {cfg.MicroBatchSize}×{cfg.GradAccumSteps} but the checkpoint used " +
                         $"{state.MicroBatchSize}×{state.GradAccumSteps}; the data order will differ from an uninterrupted run");
             _task.LoadModel(dir);
-            var tensors = StateFile.Load(Path.Combine(dir, Checkpoint.OptimizerFile));
+            var tensors = ModelDirectory.LoadTensors(Path.Combine(dir, Checkpoint.OptimizerFile));
             try { optimizer.LoadState(tensors, state.OptimizerStep); }
             finally { foreach (var t in tensors.Values) t.Dispose(); }
             step = state.GlobalStep;
@@ -105,7 +95,7 @@ public sealed class Trainer<TBatch>
         using var metrics = new MetricsWriter(_options.OutputDir, cfg, step, resumedFrom is not null, Message);
         _observers.Insert(0, metrics);
         var start = new TrainingStart(step, totalSteps, warmup, _train.BatchesPerEpoch, cfg.BatchSize,
-            ModelUtils.CountParameters(model), _options.OutputDir, resumedFrom, threads, cfg.DType);
+            ModelUtils.CountParameters(model), _options.OutputDir, resumedFrom, threads, Configuration.ConfigJson.EnumName(cfg.DType));
         foreach (var o in _observers) o.OnStart(start);
 
         var losses = new List<double>();
@@ -237,7 +227,7 @@ public sealed class Trainer<TBatch>
         var dir = Checkpoint.Save(_options.OutputDir, step, tmp =>
         {
             _task.SaveModel(tmp, metadata);
-            StateFile.Save(Path.Combine(tmp, Checkpoint.OptimizerFile), optimizer.StateTensors());
+            ModelDirectory.SaveTensors(Path.Combine(tmp, Checkpoint.OptimizerFile), optimizer.StateTensors());
             File.WriteAllText(Path.Combine(tmp, Checkpoint.StateFileName), state.ToJson());
             File.WriteAllText(Path.Combine(tmp, Checkpoint.ConfigFile), effective.ToJsonString(TrainConfig.Json));
         }, cfg.KeepCheckpoints);

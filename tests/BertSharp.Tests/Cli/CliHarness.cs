@@ -17,7 +17,7 @@ static class CliHarness
             Console.SetError(e);
             try
             {
-                int exit = BertCli.Build().Parse(args).Invoke();
+                int exit = BertCli.Run(args);
                 return (exit, o.ToString(), e.ToString());
             }
             finally

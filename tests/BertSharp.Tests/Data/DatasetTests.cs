@@ -86,21 +86,17 @@ public class DatasetTests
         var examples = Enumerable.Range(0, 6).Select(i => ds.Get(i, 0)).ToList();
         using var batch = PretrainingCollator.Collate(examples, DataTestUtil.Pad);
         int l = examples.Max(e => e.Length);
-        int p = examples.Max(e => e.MaskedPositions.Length);
         Assert.Equal(new long[] { 6, l }, batch.InputIds.shape);
         Assert.Equal(new long[] { 6, l }, batch.TokenTypeIds.shape);
         Assert.Equal(new long[] { 6, l }, batch.AttentionMask.shape);
-        Assert.Equal(new long[] { 6, l }, batch.Labels.shape);
-        Assert.Equal(new long[] { 6, p }, batch.MaskedPositions.shape);
-        Assert.Equal(new long[] { 6, p }, batch.MaskedLabels.shape);
+        using var dense = batch.DenseLabels();
+        Assert.Equal(new long[] { 6, l }, dense.shape);
         Assert.Equal(new long[] { 6 }, batch.NextSentenceLabels!.shape);
         Assert.Equal(torch.ScalarType.Int64, batch.InputIds.dtype);
         var ids = batch.InputIds.data<long>().ToArray();
         var types = batch.TokenTypeIds.data<long>().ToArray();
         var att = batch.AttentionMask.data<long>().ToArray();
-        var labels = batch.Labels.data<long>().ToArray();
-        var mpos = batch.MaskedPositions.data<long>().ToArray();
-        var mlab = batch.MaskedLabels.data<long>().ToArray();
+        var labels = dense.data<long>().ToArray();
         var flat = batch.MaskedFlatPositions.data<long>().ToArray();
         var flatLabels = batch.MaskedFlatLabels.data<long>().ToArray();
         var nsp = batch.NextSentenceLabels!.data<long>().ToArray();
@@ -118,12 +114,11 @@ public class DatasetTests
                 int k = Array.IndexOf(e.MaskedPositions, i);
                 Assert.Equal(k >= 0 ? e.MaskedLabels[k] : -100, labels[r * l + i]);
             }
-            for (int k = 0; k < p; k++)
+            for (int k = 0; k < e.MaskedPositions.Length; k++)
             {
-                bool real = k < e.MaskedPositions.Length;
-                Assert.Equal(real ? e.MaskedPositions[k] : 0, mpos[r * p + k]);
-                Assert.Equal(real ? e.MaskedLabels[k] : -100, mlab[r * p + k]);
-                if (real) { Assert.Equal((long)r * l + e.MaskedPositions[k], flat[f]); Assert.Equal(e.MaskedLabels[k], flatLabels[f]); f++; }
+                Assert.Equal((long)r * l + e.MaskedPositions[k], flat[f]);
+                Assert.Equal(e.MaskedLabels[k], flatLabels[f]);
+                f++;
             }
             Assert.Equal(e.NextSentenceLabel, (int)nsp[r]);
         }

@@ -19,6 +19,44 @@ public class ModelDirectoryTests : IDisposable
 
     static BertConfig TinyConfig => BertConfig.Preset("tiny") with { VocabSize = 12, MaxPositionEmbeddings = 32 };
 
+    /// <summary>
+    /// --init and resume load through the same matcher as inference: an old-style checkpoint (no <c>bert.</c> prefix,
+    /// TF-era LayerNorm gamma/beta) fills every parameter; resuming demands every weight.
+    /// </summary>
+    [Fact]
+    public void LoadWeightsIntoMatchesOldNamesAndResumeRequiresEveryWeight()
+    {
+        var config = TinyConfig;
+        using var source = new BertForPreTraining(config);
+        ModelUtils.InitWeights(source, config, seed: 3);
+        var dir = Path.Combine(_tmp, "old-names");
+        Directory.CreateDirectory(dir);
+        config.Save(Path.Combine(dir, "config.json"));
+        KeyValuePair<string, Tensor> Old(string name, Tensor t) => new(
+            (name.StartsWith("bert.", StringComparison.Ordinal) ? name[5..] : name)
+                .Replace("LayerNorm.weight", "LayerNorm.gamma").Replace("LayerNorm.bias", "LayerNorm.beta"), t);
+        var tensors = source.state_dict().Where(kv => !ModelUtils.IsTiedAlias(kv.Key)).Select(kv => Old(kv.Key, kv.Value)).ToList();
+        Assert.Contains(tensors, kv => kv.Key == "embeddings.LayerNorm.gamma");
+        ModelDirectory.SaveTensors(Path.Combine(dir, ModelDirectory.WeightsFile), tensors);
+
+        using var target = new BertForPreTraining(config);
+        ModelUtils.InitWeights(target, config, seed: 4);
+        var report = ModelDirectory.Open(dir).LoadWeightsInto(target, requireComplete: true);
+        Assert.Empty(report.Missing);
+        Assert.Empty(report.Unexpected);
+        var expected = source.state_dict();
+        foreach (var (name, t) in target.state_dict())
+            Assert.True(t.equal(expected[name]).all().item<bool>(), name);
+
+        // A checkpoint that lacks a weight: fine for --init (newly initialised, reported), an error for resume.
+        ModelDirectory.SaveTensors(Path.Combine(dir, ModelDirectory.WeightsFile), tensors.Where(kv => !kv.Key.StartsWith("cls.seq_relationship", StringComparison.Ordinal)));
+        using var partial = new BertForPreTraining(config);
+        var init = ModelDirectory.Open(dir).LoadWeightsInto(partial);
+        Assert.Equal(["cls.seq_relationship.bias", "cls.seq_relationship.weight"], init.Missing.Order(StringComparer.Ordinal));
+        var e = Assert.Throws<InvalidDataException>(() => ModelDirectory.Open(dir).LoadWeightsInto(partial, requireComplete: true));
+        Assert.Contains("missing weights 'cls.seq_relationship", e.Message);
+    }
+
     [Fact]
     public void SaveThenLoadGivesIdenticalOutputs()
     {

@@ -44,7 +44,7 @@ public sealed class VocabTrainerTests
     };
 
     static readonly Lazy<List<string>> SmallTrainDocs = new(() =>
-        TextCorpus.Read([TestAssets.Path(SmallTrain)], new TextCorpusOptions { Format = TextCorpusFormat.Jsonl }).ToList());
+        TextCorpus.Read([TestAssets.Path(SmallTrain)], new TextCorpusOptions { Format = CorpusFormat.Jsonl }).ToList());
 
     static readonly Lazy<Vocabulary> SmallTrainVocab = new(() => WordPieceTrainer.Train(SmallTrainDocs.Value, Options(2000)));
 
@@ -175,13 +175,13 @@ public sealed class VocabTrainerTests
     {
         using var dir = new TempDir();
         var bad = dir.Write("bad.jsonl", "{\"text\": \"fine\"}\n{\"text\": \"broken\n");
-        var e = Assert.Throws<FormatException>(() => TextCorpus.Read([bad], new TextCorpusOptions { Format = TextCorpusFormat.Jsonl }).ToList());
+        var e = Assert.Throws<FormatException>(() => TextCorpus.Read([bad], new TextCorpusOptions { Format = CorpusFormat.Jsonl }).ToList());
         Assert.StartsWith($"{bad}:2: invalid JSON", e.Message);
         var noField = dir.Write("nofield.jsonl", "{\"body\": \"x\"}\n");
-        e = Assert.Throws<FormatException>(() => TextCorpus.Read([noField], new TextCorpusOptions { Format = TextCorpusFormat.Jsonl }).ToList());
+        e = Assert.Throws<FormatException>(() => TextCorpus.Read([noField], new TextCorpusOptions { Format = CorpusFormat.Jsonl }).ToList());
         Assert.Equal($"{noField}:1: the object has no field \"text\"", e.Message);
         var br = dir.Write("br.jsonl", "{\"text\": \"one<br /><br />two<BR>three\"}\n\n{\"text\": null}\n");
-        Assert.Equal(["one  two three"], TextCorpus.Read([br], new TextCorpusOptions { Format = TextCorpusFormat.Jsonl }).ToList());
+        Assert.Equal(["one  two three"], TextCorpus.Read([br], new TextCorpusOptions { Format = CorpusFormat.Jsonl }).ToList());
     }
 
     [Fact]

@@ -192,7 +192,7 @@ public class TrainerTests(ITestOutputHelper log)
     public void BFloat16MixedPrecisionTrains()
     {
         var dir = TinyPretraining.TempDir("bf16");
-        var cfg = TinyPretraining.Train(steps: 30, batch: 8, lr: 3e-3) with { DType = "bfloat16", Threads = 1 };
+        var cfg = TinyPretraining.Train(steps: 30, batch: 8, lr: 3e-3) with { DType = Precision.BFloat16, Threads = 1 };
         var config = TinyPretraining.Config(dropout: 0.0);
         using var model = TinyPretraining.Model(config);
         model.to(ScalarType.BFloat16);

@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using BertSharp.Checkpoints;
 using BertSharp.Data;
+using BertSharp.Inference;
 using BertSharp.Modeling;
 using BertSharp.Tokenization;
 using TorchSharp;
@@ -47,7 +48,6 @@ public static class Pretrainer
         train.Validate();
         data.Validate();
         string? resumeDir = run.Resume is null ? null : Checkpoint.Resolve(run.Resume);
-        torch.set_num_threads(train.Threads ?? Environment.ProcessorCount);
 
         var tokenizer = LoadTokenizer(config, resumeDir, run.OutputDir, log);
         var modelConfig = ResolveModelConfig(config, resumeDir, tokenizer.Vocab.Count);
@@ -64,7 +64,7 @@ public static class Pretrainer
         using var model = new BertForPreTraining(modelConfig);
         ModelUtils.InitWeights(model, modelConfig, train.Seed);
         if (config.Init is not null && resumeDir is null) LoadInit(model, config.Init, log);
-        if (train.DType == "bfloat16") model.to(ScalarType.BFloat16);
+        if (train.DType == Precision.BFloat16) model.to(ScalarType.BFloat16);
 
         var task = new PretrainingTask(model, modelConfig, tokenizer);
         var batching = new BatchingOptions
@@ -119,15 +119,11 @@ public static class Pretrainer
             var path = Path.Combine(outputDir, "vocab.txt");
             if (!File.Exists(path))
             {
-                var files = data.CorpusFormat == "dir"
-                    ? data.Corpus.SelectMany(d => Directory.EnumerateFiles(d, "*.txt").Order(StringComparer.Ordinal)).ToList()
-                    : data.Corpus;
-                var corpus = new TextCorpusOptions
-                {
-                    Format = data.CorpusFormat == "jsonl" ? TextCorpusFormat.Jsonl : TextCorpusFormat.Text,
-                    Field = data.TextField,
-                };
-                var result = WordPieceTrainer.TrainFiles(files, corpus, new WordPieceTrainerOptions { VocabSize = size, Lowercase = data.Lowercase });
+                var corpus = new TextCorpusOptions { Format = data.CorpusFormat, Field = data.TextField };
+                var vocabOptions = new WordPieceTrainerOptions { VocabSize = size, Lowercase = data.Lowercase };
+                var result = WordPieceTrainer.TrainFiles(data.Corpus, corpus, vocabOptions);
+                if (result.ShortfallWarning(vocabOptions.MinFrequency) is { } shortfall)
+                    log($"warning: --train-vocab {size}: {shortfall}; the model's vocab_size is {result.Vocabulary.Count:N0}");
                 Directory.CreateDirectory(outputDir);
                 WordPieceTrainer.Save(result.Vocabulary, path);
                 log($"vocabulary: trained {result.Vocabulary.Count:N0} WordPiece tokens on the corpus → {path}");
@@ -137,19 +133,19 @@ public static class Pretrainer
         if (config.Init is not null)
         {
             log($"tokenizer: {config.Init}/vocab.txt");
-            return BertTokenizer.FromDirectory(config.Init);
+            return ModelDirectory.Open(config.Init).LoadTokenizer();
         }
         throw new ArgumentException("no vocabulary: pass --vocab FILE (or --train-vocab SIZE, or --init DIR with a vocab.txt)");
     }
 
     static BertConfig ResolveModelConfig(PretrainConfig config, string? resumeDir, int vocabSize)
     {
-        if (resumeDir is not null) return BertConfig.Load(Path.Combine(resumeDir, "config.json"));
+        if (resumeDir is not null) return ModelDirectory.Open(resumeDir).Config;
         BertConfig c;
         bool explicitVocab;
         if (config.Init is not null)
         {
-            c = BertConfig.Load(Path.Combine(config.Init, "config.json"));
+            c = ModelDirectory.Open(config.Init).Config;
             explicitVocab = true;
         }
         else
@@ -171,33 +167,10 @@ public static class Pretrainer
 
     static void LoadInit(BertForPreTraining model, string dir, Action<string> log)
     {
-        var path = CheckpointFiles.FindWeights(dir) ?? throw new FileNotFoundException($"--init: no weights file in {dir}");
-        var weights = CheckpointFiles.LoadWeights(path);
-        try
-        {
-            int loaded = 0;
-            var missing = new List<string>();
-            using (no_grad())
-            {
-                foreach (var (name, p) in model.named_parameters())
-                {
-                    if (ModelUtils.IsTiedAlias(name)) continue;
-                    if (weights.TryGetValue(name, out var w) || weights.TryGetValue(name.StartsWith("bert.", StringComparison.Ordinal) ? name[5..] : "", out w))
-                    {
-                        if (!w.shape.SequenceEqual(p.shape))
-                            throw new InvalidDataException($"--init: {name} has shape [{string.Join(", ", w.shape)}] in {path}, the model expects [{string.Join(", ", p.shape)}]");
-                        p.copy_(w);
-                        loaded++;
-                    }
-                    else missing.Add(name);
-                }
-            }
-            log($"init: {loaded} tensors from {path}" + (missing.Count > 0 ? $"; newly initialised: {string.Join(", ", missing.Take(6))}{(missing.Count > 6 ? ", …" : "")}" : ""));
-        }
-        finally
-        {
-            foreach (var t in weights.Values) t.Dispose();
-        }
+        var source = ModelDirectory.Open(dir);
+        var report = source.LoadWeightsInto(model);
+        var missing = report.Missing;
+        log($"init: {report.Loaded} tensors from {source.WeightsPath}" + (missing.Count > 0 ? $"; newly initialised: {string.Join(", ", missing.Take(6))}{(missing.Count > 6 ? ", …" : "")}" : ""));
     }
 
     static (PretrainingDataset Train, PretrainingDataset? Eval) BuildDatasets(PretrainDataConfig data, BertTokenizer tokenizer,
@@ -208,6 +181,10 @@ public static class Pretrainer
         var spec = data.ToCorpusSpec(data.Corpus);
         // Held-out examples keep fixed (static) masks so every evaluation scores the same predictions.
         var evalOptions = options with { Masking = MaskingMode.Static, DupeFactor = 1 };
+        var encoder = new BertTokenizerEncoder(tokenizer);
+        using var tokens = TokenCache.OpenOrBuild(spec, encoder, cacheRoot, cache);
+        if (tokens.TokenTotal == 0)
+            throw new InvalidDataException($"the corpus is empty: {string.Join(", ", data.Corpus)} hold{(data.Corpus.Count == 1 ? "s" : "")} no text ({data.CorpusFormat switch { CorpusFormat.Jsonl => $"no non-empty \"{data.TextField}\" field", _ => "only blank lines" }})");
         if (data.EvalCorpus.Count > 0)
         {
             var trainSet = PretrainingDataset.Create(spec, tokenizer, options, cacheRoot, cache);
@@ -218,8 +195,6 @@ public static class Pretrainer
             return (PretrainingDataset.Create(spec, tokenizer, options, cacheRoot, cache), null);
 
         // Hold out whole documents: a document goes to the held-out split when hash(seed, doc) < fraction.
-        var encoder = new BertTokenizerEncoder(tokenizer);
-        using var tokens = TokenCache.OpenOrBuild(spec, encoder, cacheRoot, cache);
         var trainDocs = new List<int>();
         var evalDocs = new List<int>();
         for (int d = 0; d < tokens.DocumentCount; d++)

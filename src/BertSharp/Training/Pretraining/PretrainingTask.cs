@@ -1,4 +1,5 @@
 using BertSharp.Data;
+using BertSharp.Inference;
 using BertSharp.Modeling;
 using BertSharp.Tokenization;
 using TorchSharp;
@@ -81,7 +82,10 @@ public sealed class PretrainingTask : ITrainingTask<PretrainingBatch>
         if (means.TryGetValue("mlm_loss", out var l)) means["perplexity"] = Math.Exp(l);
     }
 
-    public void SaveModel(string dir, IReadOnlyDictionary<string, string> metadata) => PretrainedModelIO.Save(_model, Config, Tokenizer, dir, metadata);
+    /// <summary>HF layout through <see cref="ModelDirectory.Write"/>; config.json names the architecture.</summary>
+    public void SaveModel(string dir, IReadOnlyDictionary<string, string> metadata) =>
+        ModelDirectory.Write(_model, Config.WithArchitecture(nameof(BertForPreTraining)), Tokenizer, dir, metadata);
 
-    public void LoadModel(string dir) => PretrainedModelIO.LoadWeights(_model, dir);
+    /// <summary>Resuming: every weight must be there (<see cref="ModelDirectory.LoadWeightsInto"/>).</summary>
+    public void LoadModel(string dir) => ModelDirectory.Open(dir).LoadWeightsInto(_model, requireComplete: true);
 }

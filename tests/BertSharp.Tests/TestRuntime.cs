@@ -1,0 +1,17 @@
+using System.Runtime.CompilerServices;
+using BertSharp.Inference;
+
+namespace BertSharp.Tests;
+
+/// <summary>
+/// The test process is an entry point like the CLI: it sets the runtime up once, with one libtorch thread (what the
+/// training tests' configs ask for, deterministic, and fastest on a shared machine). The trainer itself never changes
+/// the thread count; verbs run in-process with <c>--threads N</c> still apply theirs.
+/// </summary>
+static class TestRuntime
+{
+#pragma warning disable CA2255 // a module initializer in a test assembly: the entry-point setup, intentional
+    [ModuleInitializer]
+    internal static void Initialize() => Runtime.Initialize(threads: 1);
+#pragma warning restore CA2255
+}
