@@ -74,9 +74,11 @@ public sealed class ModelDirectory
     /// <summary>
     /// Writes HF layout (config.json, model.safetensors, vocab.txt, tokenizer_config.json) atomically: everything
     /// goes to a temporary sibling directory that is renamed into place, so a crash never leaves half a model.
+    /// A task model (<see cref="IBertTaskModel"/>) names its HF class in <c>architectures</c>.
     /// </summary>
     public static void Save(nn.Module model, BertConfig config, BertTokenizer tokenizer, string dir, IReadOnlyDictionary<string, string>? metadata = null)
     {
+        if (model is IBertTaskModel task) config = task.Describe(config);
         var full = System.IO.Path.GetFullPath(dir);
         var parent = System.IO.Path.GetDirectoryName(full)!;
         Directory.CreateDirectory(parent);
