@@ -45,6 +45,17 @@ public class HeadParityTests(ITestOutputHelper output) : IDisposable
     static string[] HeadParameters(nn.Module m) =>
         m.named_parameters().Select(p => p.name).Where(n => !n.StartsWith("bert.", StringComparison.Ordinal)).Order(StringComparer.Ordinal).ToArray();
 
+    static string EncoderPath => Path.Combine(TestAssets.Path(TestAssets.TinyRandom), "pytorch_model.bin");
+
+    /// <summary>../pytorch_model.bin, read once for all cases (read-only afterwards).</summary>
+    /// Detached from the dispose scope of whichever test reads it first.
+    static readonly Lazy<Dictionary<string, Tensor>> Encoder = new(() =>
+    {
+        var w = CheckpointFiles.LoadWeights(EncoderPath);
+        foreach (var t in w.Values) t.DetachFromDisposeScope();
+        return w;
+    });
+
     /// <summary>
     /// The head model of a golden folder, loaded as a user would: the complete fine-tuned checkpoint through
     /// ModelDirectory, or (head.safetensors folders) the encoder from ../pytorch_model.bin and then the head tensors,
@@ -64,16 +75,15 @@ public class HeadParityTests(ITestOutputHelper output) : IDisposable
         var config = BertConfig.Load(Path.Combine(dir, "config.json"));
         var model = BertTaskModels.Create(config.Architectures![0], config);
         ModelUtils.InitWeights(model, config);
-        var encoderPath = Path.Combine(TestAssets.Path(TestAssets.TinyRandom), "pytorch_model.bin");
         var headPath = Path.Combine(dir, "head.safetensors");
-        var encoder = CheckpointFiles.LoadWeights(encoderPath);
+        var encoder = Encoder.Value;
         var head = CheckpointFiles.LoadWeights(headPath);
-        var r1 = StateDictLoader.Load(model, encoder, encoderPath);
+        var r1 = StateDictLoader.Load(model, encoder, EncoderPath);
         Assert.Equal(HeadParameters(model), r1.Missing.Order(StringComparer.Ordinal));    // exactly the head is missing
         var r2 = StateDictLoader.Load(model, head, headPath);
         Assert.Equal(head.Count, r2.Loaded);
         Assert.Empty(r2.Unexpected);
-        foreach (var t in encoder.Values.Concat(head.Values)) t.Dispose();
+        foreach (var t in head.Values) t.Dispose();
         model.eval();
         return model;
     }
