@@ -89,6 +89,7 @@ public sealed class ModelDirectory
     /// Writes HF layout (config.json, model.safetensors, vocab.txt, tokenizer_config.json) atomically: everything
     /// goes to a temporary sibling directory that is renamed into place, so a crash never leaves half a model.
     /// Without a tokenizer (engine tests on synthetic ids) only config.json and model.safetensors are written.
+    /// A task model (<see cref="IBertTaskModel"/>) names its HF class in <c>architectures</c>.
     /// </summary>
     public static void Save(nn.Module model, BertConfig config, BertTokenizer? tokenizer, string dir, IReadOnlyDictionary<string, string>? metadata = null) =>
         AtomicDirectory.Write(dir, tmp => Write(model, config, tokenizer, tmp, metadata));
@@ -100,6 +101,7 @@ public sealed class ModelDirectory
     /// </summary>
     public static void Write(nn.Module model, BertConfig config, BertTokenizer? tokenizer, string dir, IReadOnlyDictionary<string, string>? metadata = null)
     {
+        if (model is IBertTaskModel task) config = task.Describe(config);
         config.Save(System.IO.Path.Combine(dir, "config.json"));
         var meta = new Dictionary<string, string> { ["format"] = "pt" };
         if (metadata is not null) foreach (var (k, v) in metadata) meta[k] = v;

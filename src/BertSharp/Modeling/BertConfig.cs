@@ -6,7 +6,7 @@ namespace BertSharp.Modeling;
 
 /// <summary>
 /// BERT hyper-parameters. Property names serialize to Hugging Face <c>config.json</c> keys (also Google's
-/// <c>bert_config.json</c>); unknown keys (architectures, model_type, …) are kept and written back unchanged.
+/// <c>bert_config.json</c>); unknown keys (model_type, transformers_version, …) are kept and written back unchanged.
 /// </summary>
 public sealed record BertConfig
 {
@@ -24,6 +24,76 @@ public sealed record BertConfig
     [JsonPropertyName("layer_norm_eps")] public double LayerNormEps { get; init; } = 1e-12;
     [JsonPropertyName("pad_token_id")] public int PadTokenId { get; init; }
     [JsonPropertyName("position_embedding_type")] public string PositionEmbeddingType { get; init; } = "absolute";
+
+    // Task-head keys (HF PretrainedConfig / BertConfig). Absent keys stay absent on save.
+
+    /// <summary>HF <c>id2label</c>: keys are the class indices written as strings ("0", "1", …), as HF writes them.</summary>
+    [JsonPropertyName("id2label"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyDictionary<string, string>? Id2Label { get; init; }
+
+    /// <summary>HF <c>label2id</c>: label name → class index.</summary>
+    [JsonPropertyName("label2id"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyDictionary<string, int>? Label2Id { get; init; }
+
+    /// <summary>
+    /// <c>regression</c>, <c>single_label_classification</c> or <c>multi_label_classification</c>; null = decided
+    /// from num_labels and the label dtype at the first loss, as HF does.
+    /// </summary>
+    [JsonPropertyName("problem_type"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? ProblemType { get; init; }
+
+    /// <summary>Dropout before the classifier of the sequence/token/multiple-choice heads; null = hidden_dropout_prob.</summary>
+    [JsonPropertyName("classifier_dropout"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public double? ClassifierDropout { get; init; }
+
+    /// <summary>
+    /// HF <c>architectures</c> (the model class that wrote the checkpoint, e.g. <c>BertForSequenceClassification</c>).
+    /// Stored in <see cref="Extra"/> under its config.json key, so code that reads the raw key sees the same value.
+    /// </summary>
+    [JsonIgnore]
+    public IReadOnlyList<string>? Architectures
+    {
+        get => Extra is not null && Extra.TryGetValue("architectures", out var e) && e.ValueKind == JsonValueKind.Array
+            ? e.EnumerateArray().Where(x => x.ValueKind == JsonValueKind.String).Select(x => x.GetString()!).ToArray()
+            : null;
+        init
+        {
+            var d = Extra is null ? new Dictionary<string, JsonElement>() : new Dictionary<string, JsonElement>(Extra);
+            if (value is null) d.Remove("architectures");
+            else d["architectures"] = JsonSerializer.SerializeToElement(value.ToArray());
+            Extra = d.Count == 0 ? null : d;
+        }
+    }
+
+    /// <summary>Number of classes, as HF derives it: len(id2label), 2 when the config has none.</summary>
+    [JsonIgnore] public int NumLabels => Id2Label?.Count ?? 2;
+
+    /// <summary>Label names by class index (LABEL_0, LABEL_1 when the config has no id2label, as HF).</summary>
+    [JsonIgnore]
+    public IReadOnlyList<string> Labels => Id2Label is null
+        ? DefaultLabels(2)
+        : Id2Label.OrderBy(kv => int.Parse(kv.Key, System.Globalization.CultureInfo.InvariantCulture)).Select(kv => kv.Value).ToArray();
+
+    public static readonly string[] ProblemTypes = ["regression", "single_label_classification", "multi_label_classification"];
+
+    static string[] DefaultLabels(int n) => Enumerable.Range(0, n).Select(i => $"LABEL_{i}").ToArray();
+
+    /// <summary>This config with the given class names as id2label / label2id (index = position).</summary>
+    public BertConfig WithLabels(IReadOnlyList<string> labels)
+    {
+        if (labels.Count == 0) throw new ArgumentException("a task head needs at least one label");
+        var dup = labels.GroupBy(l => l, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1);
+        if (dup is not null) throw new ArgumentException($"label '{dup.Key}' appears more than once");
+        return this with
+        {
+            Id2Label = labels.Select((l, i) => (l, i)).ToDictionary(x => x.i.ToString(System.Globalization.CultureInfo.InvariantCulture), x => x.l),
+            Label2Id = labels.Select((l, i) => (l, i)).ToDictionary(x => x.l, x => x.i, StringComparer.Ordinal),
+        };
+    }
+
+    /// <summary>HF's <c>num_labels=</c>: id2label becomes LABEL_0 … LABEL_{n−1}.</summary>
+    public BertConfig WithNumLabels(int n) =>
+        n > 0 ? WithLabels(DefaultLabels(n)) : throw new ArgumentException($"num_labels must be positive (got {n})");
 
     /// <summary>Every other key of the file, preserved for round-tripping.</summary>
     [JsonExtensionData] public Dictionary<string, JsonElement>? Extra { get; init; }
@@ -46,8 +116,25 @@ public sealed record BertConfig
             throw new FormatException($"{source}: invalid config JSON ({e.Message})");
         }
         if (cfg is null) throw new FormatException($"{source}: the config is empty");
+        cfg = ApplyNumLabelsKey(cfg, source);
         cfg.Validate(source);
         return cfg;
+    }
+
+    /// <summary>
+    /// A <c>num_labels</c> key (older configs) acts like HF's: it sets id2label to LABEL_i when the file has no
+    /// id2label, and is dropped either way (HF does not write it back; id2label carries the count).
+    /// </summary>
+    static BertConfig ApplyNumLabelsKey(BertConfig cfg, string source)
+    {
+        if (cfg.Extra is null || !cfg.Extra.TryGetValue("num_labels", out var n)) return cfg;
+        var extra = new Dictionary<string, JsonElement>(cfg.Extra);
+        extra.Remove("num_labels");
+        cfg = cfg with { Extra = extra.Count == 0 ? null : extra };
+        if (cfg.Id2Label is not null) return cfg;
+        if (n.ValueKind != JsonValueKind.Number || !n.TryGetInt32(out var count) || count <= 0)
+            throw new FormatException($"{source}: num_labels must be a positive integer (got {n.GetRawText()})");
+        return cfg.WithNumLabels(count);
     }
 
     public static BertConfig Load(string path)
@@ -88,6 +175,16 @@ public sealed record BertConfig
         Require(TypeVocabSize > 0, $"type_vocab_size must be positive (got {TypeVocabSize})");
         Require(Activations.IsKnown(HiddenAct), $"hidden_act '{HiddenAct}' is not supported (expected gelu, gelu_new, gelu_fast or relu)");
         Require(PositionEmbeddingType == "absolute", $"position_embedding_type '{PositionEmbeddingType}' is not supported (only 'absolute')");
+        if (Id2Label is not null)
+        {
+            Require(Id2Label.Count > 0, "id2label is empty (a task head needs at least one label)");
+            var keys = Id2Label.Keys.Select(k => int.TryParse(k, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var i) ? i : -1).ToHashSet();
+            Require(keys.Count == Id2Label.Count && keys.All(k => k >= 0 && k < Id2Label.Count),
+                $"id2label keys must be the class indices \"0\" … \"{Id2Label.Count - 1}\" (got {string.Join(", ", Id2Label.Keys.Select(k => $"\"{k}\""))})");
+        }
+        Require(ProblemType is null || ProblemTypes.Contains(ProblemType),
+            $"problem_type '{ProblemType}' is not supported (expected {string.Join(", ", ProblemTypes)})");
+        Require(ClassifierDropout is null || ClassifierDropout is >= 0 and < 1, $"classifier_dropout must be in [0, 1) (got {ClassifierDropout})");
     }
 
     /// <summary>The standard BERT sizes (Turc et al. 2019 for the small ones), uncased 30,522 vocab.</summary>
