@@ -60,6 +60,7 @@ public static class Checkpoint
     public static string Save(string outputDir, long step, Action<string> write, int keep)
     {
         Directory.CreateDirectory(outputDir);
+        StaleTemporaries.Remove(outputDir); // temporaries of killed runs
         var final = Path.Combine(outputDir, Prefix + step.ToString(CultureInfo.InvariantCulture));
         var tmp = Path.Combine(outputDir, $".tmp-{Prefix}{step}-{Environment.ProcessId}");
         if (Directory.Exists(tmp)) Directory.Delete(tmp, recursive: true);

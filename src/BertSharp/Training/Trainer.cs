@@ -75,6 +75,7 @@ public sealed class Trainer<TBatch>
         int threads = cfg.Threads ?? Environment.ProcessorCount;
         torch.set_num_threads(threads);
         Directory.CreateDirectory(_options.OutputDir);
+        foreach (var stale in StaleTemporaries.Remove(_options.OutputDir)) Message($"cleaned up {Path.GetFileName(stale)}, left by a killed run");
 
         long totalSteps = cfg.ResolveTotalSteps(_train.BatchesPerEpoch);
         long warmup = LinearWarmupDecay.ResolveWarmup(totalSteps, cfg.WarmupProportion, cfg.WarmupSteps);
