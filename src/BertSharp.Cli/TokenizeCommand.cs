@@ -1,4 +1,6 @@
 using System.CommandLine;
+using System.Text;
+using System.Text.Json;
 using BertSharp.Tokenization;
 using Spectre.Console;
 
@@ -60,22 +62,27 @@ public static class TokenizeCommand
                 Stride = s,
                 ReturnOverflowing = s > 0,
             };
-            var encodings = tokenizer.EncodeBatch(inputs.Select(p => p.Item1).ToList(), inputs.Select(p => p.Item2).ToList(), options);
-
-            for (int i = 0; i < encodings.Length; i++)
+            // Encode in chunks of lines and write each chunk out before the next: memory stays bounded by the chunk,
+            // not the file (each input's output is streamed too, see WriteJson / WriteTable).
+            const int ChunkLines = 256;
+            bool asJson = parse.GetValue(json);
+            var stdout = Console.Out;
+            for (int first = 0; first < inputs.Count; first += ChunkLines)
             {
-                var (text, pair) = inputs[i];
-                // Say so when a non-empty input yields nothing but the special tokens (e.g. a file of NUL bytes).
-                if (encodings[i].SpecialTokensMask.All(m => m == 1) && (text + pair).Length > 0)
-                    Console.Error.WriteLine($"bert: note: {lines?[i].Where ?? "the text"}: no tokens: its {(text + pair).Length:N0} characters are all " +
-                        "NUL, control characters or whitespace, which BERT's text cleaning removes");
-                if (parse.GetValue(json))
+                var chunk = inputs.GetRange(first, Math.Min(ChunkLines, inputs.Count - first));
+                var encodings = tokenizer.EncodeBatch(chunk.Select(p => p.Item1).ToList(), chunk.Select(p => p.Item2).ToList(), options);
+                for (int i = 0; i < encodings.Length; i++)
                 {
-                    var obj = ToJson(encodings[i], text, pair);
-                    if (s > 0) obj["overflow"] = encodings[i].Overflowing.Select(o => ToJson(o, text, pair)).ToList();
-                    Cli.WriteJson(obj);
+                    var (text, pair) = chunk[i];
+                    // Say so when a non-empty input yields nothing but the special tokens (e.g. a file of NUL bytes).
+                    if (encodings[i].SpecialTokensMask.All(m => m == 1) && (text + pair).Length > 0)
+                        Console.Error.WriteLine($"bert: note: {lines?[first + i].Where ?? "the text"}: no tokens: its {(text + pair).Length:N0} characters are all " +
+                            "NUL, control characters or whitespace, which BERT's text cleaning removes");
+                    var cpText = new CodePointIndex(text);
+                    var cpPair = pair is null ? null : new CodePointIndex(pair);
+                    if (asJson) WriteJson(stdout, encodings[i], cpText, cpPair, s > 0);
+                    else WriteTable(encodings[i], cpText, cpPair, s > 0);
                 }
-                else WriteTable(encodings[i], text, pair, s > 0);
             }
             return 0;
         }));
@@ -90,31 +97,84 @@ public static class TokenizeCommand
         _ => throw new ArgumentException($"--truncation must be longest_first, only_first or only_second (got '{s}')"),
     };
 
-    static Dictionary<string, object> ToJson(BertEncoding e, string text, string? pair) => new()
+    /// <summary>
+    /// One JSON object per input on one line — tokens, input_ids, token_type_ids, attention_mask, special_tokens_mask,
+    /// offsets (code points) and, with windows, "overflow" — written through a small buffer that is flushed as it fills,
+    /// so a million-token line never exists as one string.
+    /// </summary>
+    static void WriteJson(TextWriter output, BertEncoding e, CodePointIndex text, CodePointIndex? pair, bool windows)
     {
-        ["tokens"] = e.Tokens,
-        ["input_ids"] = e.InputIds,
-        ["token_type_ids"] = e.TokenTypeIds,
-        ["attention_mask"] = e.AttentionMask,
-        ["special_tokens_mask"] = e.SpecialTokensMask,
-        ["offsets"] = e.GetCodePointOffsets(text, pair).Select(o => new[] { o.Start, o.End }).ToArray(),
-    };
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>(1 << 16);
+        using var w = new Utf8JsonWriter(buffer);
+        void Drain(bool force)
+        {
+            if (!force && w.BytesPending + buffer.WrittenCount < (1 << 16)) return;
+            w.Flush();
+            output.Write(Encoding.UTF8.GetString(buffer.WrittenSpan));
+            buffer.ResetWrittenCount();
+        }
+        void Ints(string name, int[] values)
+        {
+            w.WriteStartArray(name);
+            foreach (var v in values) { w.WriteNumberValue(v); Drain(false); }
+            w.WriteEndArray();
+        }
+        void One(BertEncoding enc, bool withOverflow)
+        {
+            w.WriteStartObject();
+            w.WriteStartArray("tokens");
+            foreach (var t in enc.Tokens) { w.WriteStringValue(t); Drain(false); }
+            w.WriteEndArray();
+            Ints("input_ids", enc.InputIds);
+            Ints("token_type_ids", enc.TokenTypeIds);
+            Ints("attention_mask", enc.AttentionMask);
+            Ints("special_tokens_mask", enc.SpecialTokensMask);
+            w.WriteStartArray("offsets");
+            foreach (var (start, end) in enc.GetCodePointOffsets(text, pair))
+            {
+                w.WriteStartArray();
+                w.WriteNumberValue(start);
+                w.WriteNumberValue(end);
+                w.WriteEndArray();
+                Drain(false);
+            }
+            w.WriteEndArray();
+            if (withOverflow)
+            {
+                w.WriteStartArray("overflow");
+                foreach (var o in enc.Overflowing) One(o, false);
+                w.WriteEndArray();
+            }
+            w.WriteEndObject();
+        }
+        One(e, windows);
+        Drain(true);
+        output.WriteLine();
+    }
 
-    static void WriteTable(BertEncoding e, string text, string? pair, bool windows)
+    /// <summary>Rows per table: longer encodings print as consecutive tables, so the renderer's memory stays bounded.</summary>
+    internal const int TableRows = 1000;
+
+    static void WriteTable(BertEncoding e, CodePointIndex text, CodePointIndex? pair, bool windows)
     {
         var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Out) });
         void One(BertEncoding enc, string title)
         {
-            var table = new Table { Title = new TableTitle(Markup.Escape(title)) }.AddColumns("#", "token", "id", "type", "special", "offsets", "text");
             var cp = enc.GetCodePointOffsets(text, pair);
-            for (int i = 0; i < enc.Length; i++)
+            for (int first = 0; first == 0 || first < enc.Length; first += TableRows)
             {
-                var src = enc.SequenceIds[i] == 1 ? pair! : text;
-                var span = enc.SequenceIds[i] is null ? "" : src[enc.Offsets[i].Start..enc.Offsets[i].End];
-                table.AddRow(i.ToString(), Markup.Escape(enc.Tokens[i]), enc.InputIds[i].ToString(), enc.TokenTypeIds[i].ToString(),
-                    enc.SpecialTokensMask[i].ToString(), $"{cp[i].Start}-{cp[i].End}", Markup.Escape(span));
+                int last = Math.Min(first + TableRows, enc.Length);
+                var pageTitle = enc.Length <= TableRows ? title : $"{title}, rows {first}-{last - 1}";
+                var table = new Table { Title = new TableTitle(Markup.Escape(pageTitle)) }.AddColumns("#", "token", "id", "type", "special", "offsets", "text");
+                for (int i = first; i < last; i++)
+                {
+                    var src = enc.SequenceIds[i] == 1 ? pair!.Text : text.Text;
+                    var span = enc.SequenceIds[i] is null ? "" : src[enc.Offsets[i].Start..enc.Offsets[i].End];
+                    table.AddRow(i.ToString(), Markup.Escape(enc.Tokens[i]), enc.InputIds[i].ToString(), enc.TokenTypeIds[i].ToString(),
+                        enc.SpecialTokensMask[i].ToString(), $"{cp[i].Start}-{cp[i].End}", Markup.Escape(span));
+                }
+                console.Write(table);
             }
-            console.Write(table);
         }
         One(e, pair is null ? $"{e.Length} tokens" : $"{e.Length} tokens (pair)");
         if (windows)

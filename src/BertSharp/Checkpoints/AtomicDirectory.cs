@@ -1,7 +1,7 @@
 namespace BertSharp.Checkpoints;
 
 /// <summary>
-/// Writes a directory all-or-nothing: the content goes to a temporary sibling (<c>.tmp-NAME-…</c>) that is renamed
+/// Writes a directory all-or-nothing: the content goes to a temporary sibling (<c>.tmp-NAME-PID</c>; the PID lets <see cref="Training.StaleTemporaries"/> remove those of killed runs) that is renamed
 /// into place when complete, replacing an existing directory of that name. A crash never leaves half a directory.
 /// The one implementation behind <see cref="Inference.ModelDirectory.Save"/> and training checkpoints.
 /// </summary>
@@ -15,7 +15,8 @@ public static class AtomicDirectory
         var parent = Path.GetDirectoryName(full)!;
         var name = Path.GetFileName(full);
         Directory.CreateDirectory(parent);
-        var tmp = Path.Combine(parent, $".tmp-{name}-{Guid.NewGuid():N}");
+        var tmp = Path.Combine(parent, $".tmp-{name}-{Environment.ProcessId}");
+        TryDelete(tmp); // this process's own earlier, failed attempt
         Directory.CreateDirectory(tmp);
         try
         {
@@ -29,7 +30,7 @@ public static class AtomicDirectory
         if (Directory.Exists(full))
         {
             // Same directory written twice (e.g. Ctrl-C right after a periodic checkpoint): replace it.
-            var old = Path.Combine(parent, $".old-{name}-{Guid.NewGuid():N}");
+            var old = Path.Combine(parent, $"{name}.old-{Environment.ProcessId}");
             Directory.Move(full, old);
             Directory.Move(tmp, full);
             TryDelete(old);

@@ -81,7 +81,7 @@ public sealed class BertPreTrainingHeads : nn.Module
     }
 }
 
-/// <summary>Rows of [B, L, H] at flat positions (b·L + l); all rows when <paramref name="flatPositions"/> is null.</summary>
+/// <summary>Rows of [B, L, H] at flat positions (b·L + l); all rows when <c>flatPositions</c> is null.</summary>
 static class Rows
 {
     public static Tensor Select(Tensor hidden, Tensor? flatPositions) =>

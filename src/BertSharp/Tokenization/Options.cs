@@ -76,25 +76,72 @@ public sealed class BertEncoding
 
     /// <summary>
     /// <see cref="Offsets"/> converted to Unicode code points (Python string indices, what HF reports), given the
-    /// texts this encoding was made from.
+    /// texts this encoding was made from. Linear in the lengths of the texts plus the number of tokens; to convert
+    /// several encodings of the same texts (overflowing windows), build each <see cref="CodePointIndex"/> once and
+    /// use the other overload.
     /// </summary>
-    public (int Start, int End)[] GetCodePointOffsets(string text, string? pair = null)
+    public (int Start, int End)[] GetCodePointOffsets(string text, string? pair = null) =>
+        GetCodePointOffsets(new CodePointIndex(text), pair is null ? null : new CodePointIndex(pair));
+
+    /// <summary><see cref="Offsets"/> in code points, through prebuilt indices of the text and pair (O(log) per token).</summary>
+    public (int Start, int End)[] GetCodePointOffsets(CodePointIndex text, CodePointIndex? pair = null)
     {
+        ArgumentNullException.ThrowIfNull(text);
         var result = new (int, int)[Offsets.Length];
         for (int i = 0; i < Offsets.Length; i++)
         {
             var (s, e) = Offsets[i];
-            var src = SequenceIds[i] == 1 ? pair ?? throw new ArgumentNullException(nameof(pair), "this encoding has pair tokens") : text;
-            result[i] = SequenceIds[i] is null ? (s, e) : (CodePoints.FromUtf16(src, s), CodePoints.FromUtf16(src, e));
+            if (SequenceIds[i] is not int seq) { result[i] = (s, e); continue; }
+            var src = seq == 1 ? pair ?? throw new ArgumentNullException(nameof(pair), "this encoding has pair tokens") : text;
+            result[i] = (src.FromUtf16(s), src.FromUtf16(e));
         }
         return result;
+    }
+}
+
+/// <summary>
+/// UTF-16 → code point index conversion for one string in O(log p) per lookup (p = surrogate pairs in the string),
+/// built in one pass. Holds only the positions of the surrogate pairs, so text without any costs nothing extra.
+/// </summary>
+public sealed class CodePointIndex
+{
+    // UTF-16 index of the low half of every surrogate pair, ascending; empty for text without astral characters.
+    readonly int[] _lowHalves;
+
+    public CodePointIndex(string s)
+    {
+        ArgumentNullException.ThrowIfNull(s);
+        Text = s;
+        var span = s.AsSpan();
+        int first = span.IndexOfAnyInRange('\uDC00', '\uDFFF');
+        if (first < 0) { _lowHalves = []; return; }
+        var lows = new List<int>();
+        for (int i = Math.Max(first, 1); i < s.Length; i++)
+            if (char.IsLowSurrogate(s[i]) && char.IsHighSurrogate(s[i - 1])) lows.Add(i);
+        _lowHalves = lows.ToArray();
+    }
+
+    /// <summary>The string this index describes.</summary>
+    public string Text { get; }
+
+    /// <summary>The code point index of UTF-16 index <paramref name="utf16Index"/> (same result as <see cref="CodePoints.FromUtf16"/>).</summary>
+    public int FromUtf16(int utf16Index)
+    {
+        if (_lowHalves.Length == 0 || utf16Index <= _lowHalves[0]) return utf16Index;
+        // Number of pairs whose low half lies before utf16Index: each such pair is two code units but one code point.
+        int k = Array.BinarySearch(_lowHalves, utf16Index);
+        int before = k >= 0 ? k : ~k;
+        return utf16Index - before;
     }
 }
 
 /// <summary>UTF-16 ↔ code point index conversion.</summary>
 public static class CodePoints
 {
-    /// <summary>The code point index of UTF-16 index <paramref name="utf16Index"/> in <paramref name="s"/>.</summary>
+    /// <summary>
+    /// The code point index of UTF-16 index <paramref name="utf16Index"/> in <paramref name="s"/>. Scans the string
+    /// up to the index: for many lookups into one string use <see cref="CodePointIndex"/>.
+    /// </summary>
     public static int FromUtf16(string s, int utf16Index)
     {
         int n = utf16Index;

@@ -106,6 +106,7 @@ public static class WordPieceTrainer
     }
 
     /// <summary>Streams <paramref name="paths"/> (text or JSONL), counts words and learns a vocabulary.</summary>
+    /// <exception cref="FormatException">the files hold no words (the message names them).</exception>
     public static WordPieceTrainingResult TrainFiles(IReadOnlyList<string> paths, TextCorpusOptions corpus, WordPieceTrainerOptions options, IProgress<WordPieceTrainerProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         options.Validate();
@@ -115,6 +116,9 @@ public static class WordPieceTrainer
         var docs = TextCorpus.Read(paths, corpus, bytes => progress?.Report(new(WordPieceTrainingStage.Counting, bytes, total, "counting words")));
         var counts = CountWordsCore(docs, options, null, cancellationToken);
         progress?.Report(new(WordPieceTrainingStage.Counting, total, total, $"{counts.Count:N0} distinct words"));
+        if (counts.Count == 0)
+            throw new FormatException($"{string.Join(", ", paths)}: the corpus has no words to learn a vocabulary from (empty" +
+                                      (corpus.Format == TextCorpusFormat.Jsonl ? $", blank, or no text in field '{corpus.Field}')" : " or blank lines only)"));
         return Learn(counts, options, progress, cancellationToken);
     }
 
@@ -206,9 +210,14 @@ public static class WordPieceTrainer
     /// ## forms, ordinal order), then learned subwords by decreasing use count (ties: ordinal). Exactly
     /// <see cref="WordPieceTrainerOptions.VocabSize"/> lines unless the corpus cannot fill it (<see cref="WordPieceTrainingResult.Filled"/>).
     /// </summary>
+    /// <exception cref="ArgumentException">no word has a positive count (an empty corpus).</exception>
     public static WordPieceTrainingResult Learn(IReadOnlyDictionary<string, long> wordCounts, WordPieceTrainerOptions options, IProgress<WordPieceTrainerProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         options.Validate();
+        ArgumentNullException.ThrowIfNull(wordCounts);
+        // An empty corpus would give a vocabulary of the special tokens alone: useless, and a sign of the wrong input.
+        if (!wordCounts.Values.Any(n => n > 0))
+            throw new ArgumentException("no words to learn a vocabulary from: the corpus is empty", nameof(wordCounts));
         return new WordPieceTrainerLearner(wordCounts, options, progress, cancellationToken).Run();
     }
 

@@ -60,6 +60,7 @@ public static class Checkpoint
     /// and removes all but the newest <paramref name="keep"/> checkpoints. Returns the final directory.</summary>
     public static string Save(string outputDir, long step, Action<string> write, int keep)
     {
+        StaleTemporaries.Remove(outputDir); // temporaries of killed runs
         var final = AtomicDirectory.Write(Path.Combine(outputDir, Prefix + step.ToString(CultureInfo.InvariantCulture)), write);
         Prune(outputDir, keep);
         return final;

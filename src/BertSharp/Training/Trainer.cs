@@ -65,6 +65,7 @@ public sealed class Trainer<TBatch>
         // Threads are set once by the entry point (bert pretrain, the bench, Runtime.Initialize), not here.
         int threads = Runtime.Threads;
         Directory.CreateDirectory(_options.OutputDir);
+        foreach (var stale in StaleTemporaries.Remove(_options.OutputDir)) Message($"cleaned up {Path.GetFileName(stale)}, left by a killed run");
 
         long totalSteps = cfg.ResolveTotalSteps(_train.BatchesPerEpoch);
         long warmup = LinearWarmupDecay.ResolveWarmup(totalSteps, cfg.WarmupProportion, cfg.WarmupSteps);

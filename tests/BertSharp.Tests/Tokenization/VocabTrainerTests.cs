@@ -225,6 +225,26 @@ public sealed class VocabTrainerTests
         Assert.Single(err.Trim().Split('\n'));
     }
 
+    [Fact]
+    public void Cli_RefusesAnEmptyCorpus()
+    {
+        using var dir = new TempDir();
+        var output = Path.Combine(dir.Path, "vocab.txt");
+        foreach (var (name, content, format) in new[] { ("empty.txt", "", "text"), ("blank.txt", "\n  \n\t\n", "text"), ("empty.jsonl", "{\"text\": \"\"}\n", "jsonl") })
+        {
+            var input = dir.Write(name, content);
+            var (rc, err) = Bert("vocab", "train", "--input", input, "--format", format, "--vocab-size", "100", "--output", output);
+            Assert.Equal(2, rc);
+            Assert.StartsWith($"bert: error: {input}: the corpus has no words", err);
+            Assert.Single(err.Trim().Split('\n'));
+            Assert.False(File.Exists(output), "no vocabulary may be written for an empty corpus");
+            Assert.Empty(Directory.GetFiles(dir.Path, "*.tmp"));
+        }
+        // The library refuses too (pretrain --train-vocab goes through it).
+        Assert.Throws<ArgumentException>(() => WordPieceTrainer.Learn(new Dictionary<string, long>(), Options(100)));
+        Assert.Throws<ArgumentException>(() => WordPieceTrainer.Train([], Options(100)));
+    }
+
     static readonly object ConsoleLock = new();
 
     static (int Rc, string Err) Bert(params string[] args)
