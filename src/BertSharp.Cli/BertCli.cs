@@ -14,6 +14,7 @@ public static class BertCli
             // verbs: keep one line each, alphabetical
             FillMaskCommand.Create,
             InfoCommand.Create,
+            ModelsCommand.Create,
             NspCommand.Create,
             PretrainCommand.Create,
             PretrainDemoCommand.Create,

@@ -20,7 +20,7 @@ public static class ModelResolver
         public string? TryResolve(string nameOrPath) => Directory.Exists(nameOrPath) ? Path.GetFullPath(nameOrPath) : null;
     }
 
-    public static List<IModelSource> Sources { get; } = [new LocalDirectorySource()];
+    public static List<IModelSource> Sources { get; } = [new LocalDirectorySource(), new Hub.HfCacheSource(), new Hub.HubDownloadSource()];
 
     public static string Resolve(string? model)
     {
