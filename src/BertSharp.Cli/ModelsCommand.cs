@@ -1,6 +1,5 @@
 using System.CommandLine;
 using BertSharp.Hub;
-using Spectre.Console;
 
 namespace BertSharp.Cli;
 
@@ -86,14 +85,13 @@ static class ModelsCommand
                 Console.WriteLine($"no models in {c.Root}");
                 return 0;
             }
-            var table = new Table().Title(Markup.Escape(c.Root)).AddColumns("repo", "revision", "refs", "files", "size on disk");
+            Console.WriteLine(c.Root);
             foreach (var r in repos)
             {
-                table.AddRow(Markup.Escape(r.RepoId), "", "", "", Size(r.SizeOnDisk));
+                Console.WriteLine($"{r.RepoId}  {Size(r.SizeOnDisk)}  {r.Revisions.Count} revision(s){(r.IncompleteBytes > 0 ? $", {Size(r.IncompleteBytes)} in unfinished downloads" : "")}");
                 foreach (var v in r.Revisions)
-                    table.AddRow("", v.Commit, Markup.Escape(string.Join(", ", v.Refs)), v.Files.Count.ToString(), Size(v.SizeOnDisk));
+                    Console.WriteLine($"  {v.Commit}  {(v.Refs.Count > 0 ? string.Join(",", v.Refs) : "-"),-12}  {v.Files.Count,3} files  {Size(v.SizeOnDisk)}");
             }
-            AnsiConsole.Write(table);
             Console.WriteLine($"{repos.Count} repositories, {Size(repos.Sum(r => r.SizeOnDisk))} on disk");
             return 0;
         }));

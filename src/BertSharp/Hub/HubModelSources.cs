@@ -36,7 +36,7 @@ public sealed class HubDownloadSource(HubSettings? settings = null) : ModelResol
                 throw new HubNotFoundException($"{id}: the repository lacks {string.Join("; ", missing)}");
             return result.SnapshotDir;
         }
-        catch (HubConnectionException e) when (e.InnerException is HubConnectionException or null && e.Message.StartsWith("could not reach", StringComparison.Ordinal))
+        catch (HubConnectionException e) when (e.Message.StartsWith("could not reach", StringComparison.Ordinal))
         {
             throw new HubConnectionException(
                 $"{nameOrPath} is not a local directory, not (completely) in the Hugging Face cache at {hub.Cache.Root}, and {e.Message}; " +
