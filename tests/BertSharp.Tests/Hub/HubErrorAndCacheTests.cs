@@ -273,3 +273,54 @@ public sealed class PythonCacheTests : HubTestBase
         await Task.CompletedTask;
     }
 }
+
+public sealed class DownloadProgressTests : HubTestBase
+{
+    [AssetFact(TestAssets.TinyRandom, Timeout = 60_000)]
+    public async Task ProgressBarReportsEveryFileToTheEnd()
+    {
+        using var hub = new FakeHub();
+        var files = TinyRepoFiles(sentenceTransformers: false);
+        hub.Add("org/tiny", Commit, files);
+        hub.DropTransfers = 1; // a resumed file must still end at 100 %
+        var rec = new Recorder();
+        using var dl = new HubDownloader(Settings(hub));
+        await dl.DownloadAsync(HubModelId.Parse("org/tiny"), rec);
+        Assert.Equal(["config.json", "model.safetensors", "tokenizer_config.json", "vocab.txt"], rec.Bars.Keys.Order(StringComparer.Ordinal));
+        foreach (var (name, bar) in rec.Bars)
+        {
+            Assert.Equal(files[name].Length, bar.Total);
+            Assert.Equal(files[name].Length, bar.Done);
+        }
+
+        // Rendering with Spectre.Console (forced on, into a captured stderr) must not fail.
+        var saved = Console.Error;
+        var err = new StringWriter();
+        Console.SetError(err);
+        try
+        {
+            using var dl2 = new HubDownloader(Settings(hub) with { CacheRoot = Path.Combine(Tmp, "hub2") });
+            var r = DownloadProgress.Run(p => dl2.Download(HubModelId.Parse("org/tiny"), p), show: true);
+            Assert.Equal(4, r.Files.Count);
+        }
+        finally
+        {
+            Console.SetError(saved);
+        }
+    }
+
+    sealed class Recorder : IDownloadProgress
+    {
+        public Dictionary<string, Bar> Bars { get; } = [];
+        public HubClient.IFileProgress File(string name) => Bars[name] = new Bar();
+    }
+
+    sealed class Bar : HubClient.IFileProgress
+    {
+        public long? Total;
+        public long Done;
+        public void Start(long? total, long have) { Total = total; Done = have; }
+        public void Advance(long bytes) => Done += bytes;
+        public void Restart() => Done = 0;
+    }
+}
