@@ -194,6 +194,8 @@ public sealed class HfCache(string root)
         foreach (var f in new DirectoryInfo(target.Path).EnumerateFiles("*", SearchOption.AllDirectories))
             if (f.LinkTarget is null) freed += f.Length;
         Directory.Delete(target.Path, recursive: true);
+        var noExist = System.IO.Path.Combine(repo.Path, ".no_exist", target.Commit); // huggingface_hub's record of absent files
+        if (Directory.Exists(noExist)) Directory.Delete(noExist, recursive: true);
         var refsDir = System.IO.Path.Combine(repo.Path, "refs");
         foreach (var r in target.Refs) File.Delete(System.IO.Path.Combine(refsDir, r.Replace('/', System.IO.Path.DirectorySeparatorChar)));
         return new CacheDeletion(repoId, [target.Commit], candidates.Count, freed, false);

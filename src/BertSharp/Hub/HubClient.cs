@@ -73,7 +73,7 @@ public sealed class HubClient : IDisposable
     /// Sends a request; follows redirects itself (every one when <paramref name="followAll"/>, else only relative
     /// Locations as huggingface_hub does for metadata), attaching the token only for the Hub's origin.
     /// </summary>
-    async Task<HttpResponseMessage> SendAsync(HttpMethod method, Uri url, bool followAll, long? rangeFrom, CancellationToken ct)
+    async Task<HttpResponseMessage> SendAsync(HttpMethod method, Uri url, bool followAll, long? rangeFrom, CancellationToken ct, CancellationToken userCt)
     {
         ThrowIfOffline(url);
         for (int hop = 0; ; hop++)
@@ -92,10 +92,10 @@ public sealed class HubClient : IDisposable
             {
                 throw new HubConnectionException($"could not reach {url.GetLeftPart(UriPartial.Authority)}: {e.Message}", e);
             }
-            catch (TaskCanceledException e) when (!ct.IsCancellationRequested || e.CancellationToken != ct)
+            catch (OperationCanceledException e) when (!userCt.IsCancellationRequested)
             {
-                if (ct.IsCancellationRequested) throw;
-                throw new HubConnectionException($"{url.GetLeftPart(UriPartial.Authority)} did not answer within {_settings.Timeout.TotalSeconds:0} s", e);
+                // The per-request timeout, not the caller, cancelled it.
+                throw new HubConnectionException($"{url.GetLeftPart(UriPartial.Authority)} did not answer within {_settings.Timeout.TotalSeconds:0.#} s", e);
             }
             int code = (int)resp.StatusCode;
             if (code is >= 300 and < 400 && resp.Headers.Location is { } loc && hop < 10 && (followAll || !loc.IsAbsoluteUri))
@@ -159,7 +159,7 @@ public sealed class HubClient : IDisposable
     {
         var url = ResolveUrl(repoId, revision, file);
         using var cts = Timeout(ct);
-        using var r = await SendAsync(HttpMethod.Head, url, followAll: false, null, cts.Token).ConfigureAwait(false);
+        using var r = await SendAsync(HttpMethod.Head, url, followAll: false, null, cts.Token, ct).ConfigureAwait(false);
         int code = (int)r.StatusCode;
         if (code == 404 && Header(r, "X-Error-Code") is null or "EntryNotFound") return null;
         if (code is < 200 or >= 400) throw StatusError(r, repoId, revision, file);
@@ -181,7 +181,7 @@ public sealed class HubClient : IDisposable
     public async Task<HubRepoInfo?> GetRepoInfoAsync(string repoId, string revision, CancellationToken ct = default)
     {
         using var cts = Timeout(ct);
-        using var r = await SendAsync(HttpMethod.Get, ApiUrl(repoId, revision), followAll: false, null, cts.Token).ConfigureAwait(false);
+        using var r = await SendAsync(HttpMethod.Get, ApiUrl(repoId, revision), followAll: false, null, cts.Token, ct).ConfigureAwait(false);
         int code = (int)r.StatusCode;
         if (code is 401 or 403 || (code == 404 && Header(r, "X-Error-Code") is "RepoNotFound" or "RevisionNotFound") || code == 400)
             throw StatusError(r, repoId, revision, null);
@@ -290,7 +290,7 @@ public sealed class HubClient : IDisposable
     {
         long have = fs.Length;
         using var cts = Timeout(ct);
-        using var r = await SendAsync(HttpMethod.Get, meta.Location, followAll: true, have > 0 ? have : null, cts.Token).ConfigureAwait(false);
+        using var r = await SendAsync(HttpMethod.Get, meta.Location, followAll: true, have > 0 ? have : null, cts.Token, ct).ConfigureAwait(false);
         int code = (int)r.StatusCode;
         if (code == 416)
         {
@@ -312,7 +312,15 @@ public sealed class HubClient : IDisposable
         while (true)
         {
             cts.CancelAfter(_settings.Timeout);
-            int n = await body.ReadAsync(buffer, cts.Token).ConfigureAwait(false);
+            int n;
+            try
+            {
+                n = await body.ReadAsync(buffer, cts.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+            {
+                throw new IOException($"no data for {_settings.Timeout.TotalSeconds:0.#} s");
+            }
             if (n == 0) break;
             try
             {

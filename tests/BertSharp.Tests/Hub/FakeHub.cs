@@ -47,6 +47,8 @@ sealed class FakeHub : IDisposable
     public int DropTransfers { get; set; }
     public int DropAfterBytes { get; set; } = 4_000_000;
     public bool CorruptLfs { get; set; }
+    /// <summary>Answer nothing for this long (a hung server).</summary>
+    public TimeSpan Stall { get; set; }
 
     public FakeHub(ConcurrentDictionary<string, byte[]>? blobs = null)
     {
@@ -123,6 +125,7 @@ sealed class FakeHub : IDisposable
             var path = req.Url!.AbsolutePath;
             var auth = req.Headers["Authorization"];
             Requests.Enqueue(new Request(req.HttpMethod, Uri.UnescapeDataString(path), req.Headers["Range"], auth is not null, auth));
+            if (Stall > TimeSpan.Zero) Thread.Sleep(Stall);
             if (path.StartsWith("/cdn/", StringComparison.Ordinal)) ServeCdn(ctx, path[5..]);
             else if (path.StartsWith("/api/models/", StringComparison.Ordinal)) ServeApi(ctx, path["/api/models/".Length..]);
             else if (path.IndexOf("/resolve/", StringComparison.Ordinal) is > 0 and var i) ServeResolve(ctx, path[1..i], path[(i + "/resolve/".Length)..]);

@@ -71,6 +71,18 @@ public sealed class HubErrorTests : HubTestBase
         Assert.All(cdn.Requests, q => Assert.False(q.HasAuthorization));
     }
 
+    [Fact(Timeout = 60_000)]
+    public async Task AHungServerTimesOutWithAClearError()
+    {
+        using var hub = new FakeHub { Stall = TimeSpan.FromSeconds(3) };
+        hub.Add("org/public", Commit, SmallRepo());
+        using var dl = new HubDownloader(Settings(hub) with { Timeout = TimeSpan.FromMilliseconds(500), MaxRetries = 0 });
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        var e = await Assert.ThrowsAsync<HubConnectionException>(() => dl.DownloadAsync(HubModelId.Parse("org/public")));
+        Assert.Contains("did not answer within", e.Message);
+        Assert.True(sw.Elapsed < TimeSpan.FromSeconds(2.5), sw.Elapsed.ToString());
+    }
+
     [Fact]
     public void ModelIdsParseLikeTheHub()
     {
