@@ -23,7 +23,7 @@ sealed class FakeHub : IDisposable
         public Dictionary<string, byte[]> Files { get; } = new(StringComparer.Ordinal);
         public bool Private { get; init; }
         public bool Gated { get; init; }
-        public static bool IsLfs(string file) => file.EndsWith(".safetensors", StringComparison.Ordinal) || file.EndsWith(".bin", StringComparison.Ordinal) || file.EndsWith(".onnx", StringComparison.Ordinal) || file.EndsWith(".msgpack", StringComparison.Ordinal);
+        public static bool IsLfs(string file) => file.EndsWith(".safetensors", StringComparison.Ordinal) || file.EndsWith(".bin", StringComparison.Ordinal) || file.EndsWith(".onnx", StringComparison.Ordinal) || file.EndsWith(".msgpack", StringComparison.Ordinal) || file.EndsWith("_data", StringComparison.Ordinal) || file.EndsWith(".h5", StringComparison.Ordinal);
     }
 
     public sealed record Request(string Method, string Path, string? Range, bool HasAuthorization, string? Authorization);
@@ -47,6 +47,8 @@ sealed class FakeHub : IDisposable
     public int DropTransfers { get; set; }
     public int DropAfterBytes { get; set; } = 4_000_000;
     public bool CorruptLfs { get; set; }
+    /// <summary>The CDN ignores Range headers and always sends the whole file with 200.</summary>
+    public bool IgnoreRange { get; set; }
     /// <summary>Answer nothing for this long (a hung server).</summary>
     public TimeSpan Stall { get; set; }
 
@@ -240,7 +242,7 @@ sealed class FakeHub : IDisposable
         if (!Blobs.TryGetValue(sha, out var data)) { Error(res, 404, null, "NoSuchKey"); return; }
         long from = 0;
         var range = ctx.Request.Headers["Range"];
-        if (range is not null && range.StartsWith("bytes=", StringComparison.Ordinal) && range.EndsWith('-') && long.TryParse(range[6..^1], out var f))
+        if (!IgnoreRange && range is not null && range.StartsWith("bytes=", StringComparison.Ordinal) && range.EndsWith('-') && long.TryParse(range[6..^1], out var f))
         {
             if (f >= data.Length)
             {

@@ -197,6 +197,75 @@ public sealed class HubDownloadTests : HubTestBase
     }
 
     [AssetFact(TestAssets.TinyRandom, Timeout = 120_000)]
+    public async Task AFullReplyToARangeRequestRestartsTheFile()
+    {
+        using var hub = new FakeHub { IgnoreRange = true, DropTransfers = 1 };
+        var files = TinyRepoFiles(sentenceTransformers: false);
+        hub.Add("org/tiny", Commit, files);
+        using var dl = new HubDownloader(Settings(hub));
+        var r = await dl.DownloadAsync(HubModelId.Parse("org/tiny"));
+        var sha = FakeHub.Sha256(files["model.safetensors"]);
+        Assert.Contains(hub.Requests, q => q.Path == "/cdn/" + sha && q.Range is not null);
+        Assert.Equal(files["model.safetensors"], File.ReadAllBytes(Path.Combine(r.SnapshotDir, "model.safetensors")));
+    }
+
+    [AssetFact(TestAssets.TinyRandom, Timeout = 120_000)]
+    public async Task ShardedCheckpointsBringTheirShards()
+    {
+        // Split the golden weights into two safetensors shards with an HF index, as save_pretrained(max_shard_size) does.
+        var work = Path.Combine(Tmp, "shards");
+        Directory.CreateDirectory(work);
+        var weights = BertSharp.Checkpoints.SafeTensors.Load(Path.Combine(GoldenDir, "model.safetensors"));
+        var names = weights.Keys.Order(StringComparer.Ordinal).ToList();
+        var map = new Dictionary<string, string>();
+        var files = TinyRepoFiles(sentenceTransformers: false);
+        files.Remove("model.safetensors");
+        files.Remove("pytorch_model.bin");
+        for (int s = 0; s < 2; s++)
+        {
+            var shard = $"model-0000{s + 1}-of-00002.safetensors";
+            var part = names.Where((_, i) => i % 2 == s).ToList();
+            BertSharp.Checkpoints.SafeTensors.Save(Path.Combine(work, shard), part.Select(n => KeyValuePair.Create(n, weights[n])), new Dictionary<string, string> { ["format"] = "pt" });
+            foreach (var n in part) map[n] = shard;
+            files[shard] = File.ReadAllBytes(Path.Combine(work, shard));
+        }
+        foreach (var t in weights.Values) t.Dispose();
+        files["model.safetensors.index.json"] = Encoding.UTF8.GetBytes(System.Text.Json.JsonSerializer.Serialize(new { metadata = new { total_size = 1 }, weight_map = map }));
+        using var hub = new FakeHub();
+        hub.Add("org/sharded", Commit, files);
+        using var dl = new HubDownloader(Settings(hub));
+        var r = await dl.DownloadAsync(HubModelId.Parse("org/sharded"));
+        Assert.Contains("model-00001-of-00002.safetensors", r.Files.Select(f => f.File));
+        Assert.Contains("model-00002-of-00002.safetensors", r.Files.Select(f => f.File));
+        Assert.Equal(r.SnapshotDir, new HfCacheSource(Settings(hub)).TryResolve("org/sharded"));
+        Assert.Equal(FillMask(GoldenDir), FillMask(r.SnapshotDir));
+
+        // A shard missing from the cache makes the snapshot incomplete (and says which).
+        File.Delete(Path.Combine(r.SnapshotDir, "model-00002-of-00002.safetensors"));
+        Assert.Equal(["model-00002-of-00002.safetensors"], HubDownloader.MissingModelFiles(r.SnapshotDir));
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task OnnxOnlyReposBringTheGraphAndItsExternalData()
+    {
+        using var hub = new FakeHub();
+        hub.Add("org/onnx", Commit, new Dictionary<string, byte[]>
+        {
+            ["config.json"] = Encoding.UTF8.GetBytes("{}"),
+            ["vocab.txt"] = Encoding.UTF8.GetBytes("[PAD]\n"),
+            ["onnx/model.onnx"] = [1, 2, 3],
+            ["onnx/model.onnx_data"] = [4, 5, 6],
+            ["onnx/model_quantized.onnx"] = [7],
+            ["tf_model.h5"] = [8],
+        });
+        using var dl = new HubDownloader(Settings(hub));
+        var r = await dl.DownloadAsync(HubModelId.Parse("org/onnx"));
+        Assert.Equal(["config.json", "onnx/model.onnx", "onnx/model.onnx_data", "vocab.txt"], r.Files.Select(f => f.File).Order(StringComparer.Ordinal));
+        Assert.Equal("../../../blobs/" + FakeHub.Sha256([1, 2, 3]), new FileInfo(Path.Combine(r.SnapshotDir, "onnx", "model.onnx")).LinkTarget);
+        Assert.Empty(HubDownloader.MissingModelFiles(r.SnapshotDir));
+    }
+
+    [AssetFact(TestAssets.TinyRandom, Timeout = 120_000)]
     public async Task WrongChecksumIsRefusedAndDeleted()
     {
         using var hub = new FakeHub();
