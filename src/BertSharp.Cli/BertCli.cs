@@ -15,6 +15,7 @@ public static class BertCli
             ExportCommand.Create,
             FillMaskCommand.Create,
             InfoCommand.Create,
+            ModelsCommand.Create,
             NspCommand.Create,
             PretrainCommand.Create,
             PretrainDemoCommand.Create,

@@ -7,7 +7,7 @@ namespace BertSharp.Cli;
 /// <summary>The options every model-running verb shares: --model, --dtype, --threads, --device, --json.</summary>
 sealed class ModelOptions
 {
-    public readonly Option<string?> Model = new("--model") { Description = $"Model directory (HF or Google layout); default ${ModelResolver.EnvVar}" };
+    public readonly Option<string?> Model = new("--model") { Description = $"Model directory (HF or Google layout) or Hub id ORG/NAME[@REVISION]; default ${ModelResolver.EnvVar}" };
     public readonly Option<string> DType = new("--dtype") { Description = "float32 | bfloat16", DefaultValueFactory = _ => "float32" };
     public readonly Option<int?> Threads = new("--threads") { Description = "Intra-op threads (default: all cores)" };
     public readonly Option<string> Device = new("--device") { Description = "cpu | cuda (needs the CUDA TorchSharp package)", DefaultValueFactory = _ => "cpu" };

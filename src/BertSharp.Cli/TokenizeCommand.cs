@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text;
 using System.Text.Json;
+using BertSharp.Inference;
 using BertSharp.Tokenization;
 using Spectre.Console;
 
@@ -34,7 +35,7 @@ public static class TokenizeCommand
             if ((m is null) == (v is null)) throw new ArgumentException("give exactly one of --model DIR or --vocab FILE");
             if (parse.GetValue(cased) && v is null) throw new ArgumentException("--cased only applies to --vocab (a model directory says its own case)");
             var tokenizer = m is not null
-                ? BertTokenizer.FromDirectory(m)
+                ? BertTokenizer.FromDirectory(ModelResolver.Resolve(m))
                 : BertTokenizer.FromVocabFile(v!, new BertTokenizerOptions { DoLowerCase = !parse.GetValue(cased) });
 
             var args = parse.GetValue(texts) ?? [];

@@ -2,7 +2,8 @@ namespace BertSharp.Inference;
 
 /// <summary>
 /// Turns what the user typed (<c>--model</c>, or <c>BERTSHARP_MODEL</c>) into a local model directory.
-/// Sources are tried in order; a Hub downloader slots in as another <see cref="IModelSource"/>.
+/// Sources are tried in order: a local directory, the Hugging Face cache (<see cref="Hub.HfCacheSource"/>), a Hub
+/// download (<see cref="Hub.HubDownloadSource"/>; see docs/hub.md).
 /// </summary>
 public static class ModelResolver
 {
@@ -20,7 +21,7 @@ public static class ModelResolver
         public string? TryResolve(string nameOrPath) => Directory.Exists(nameOrPath) ? Path.GetFullPath(nameOrPath) : null;
     }
 
-    public static List<IModelSource> Sources { get; } = [new LocalDirectorySource()];
+    public static List<IModelSource> Sources { get; } = [new LocalDirectorySource(), new Hub.HfCacheSource(), new Hub.HubDownloadSource()];
 
     public static string Resolve(string? model)
     {
@@ -30,7 +31,7 @@ public static class ModelResolver
                 $"no model given: pass --model DIR or set {EnvVar}=DIR. DIR is a Hugging Face model directory " +
                 "(config.json + model.safetensors or pytorch_model.bin + vocab.txt, e.g. from `git clone` of a Hub repo " +
                 "such as bert-base-uncased) or an unzipped Google release (bert_config.json, vocab.txt, bert_model.ckpt.*); " +
-                "`bert pretrain` creates one from scratch");
+                "`bert pretrain` creates one from scratch; or a Hugging Face Hub id ORG/NAME[@REVISION], taken from the HF cache or downloaded into it");
         foreach (var source in Sources)
             if (source.TryResolve(name) is { } dir) return dir;
         throw new DirectoryNotFoundException($"model directory not found: {name}");
