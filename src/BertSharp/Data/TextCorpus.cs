@@ -29,7 +29,7 @@ public sealed record TextCorpusOptions
 /// <summary>
 /// Streams texts from a corpus in any <see cref="CorpusFormat"/>, one line at a time (memory is independent of file
 /// size): the text-like formats (text, wikitext, the .txt files of a dir) yield each non-blank line, JSONL the field of
-/// each record. The same files <see cref="Corpus"/> reads as documents; this flat view is what vocabulary training needs.
+/// each record. The same files <see cref="CorpusReader"/> reads as documents; this flat view is what vocabulary training needs.
 /// Reports progress in bytes read over the total size of all files.
 /// </summary>
 public static partial class TextCorpus

@@ -118,7 +118,7 @@ public static class WordPieceTrainer
         progress?.Report(new(WordPieceTrainingStage.Counting, total, total, $"{counts.Count:N0} distinct words"));
         if (counts.Count == 0)
             throw new FormatException($"{string.Join(", ", paths)}: the corpus has no words to learn a vocabulary from (empty" +
-                                      (corpus.Format == TextCorpusFormat.Jsonl ? $", blank, or no text in field '{corpus.Field}')" : " or blank lines only)"));
+                                      (corpus.Format == CorpusFormat.Jsonl ? $", blank, or no text in field '{corpus.Field}')" : " or blank lines only)"));
         return Learn(counts, options, progress, cancellationToken);
     }
 
