@@ -145,3 +145,61 @@ public sealed class TaskBatch : IDisposable
         };
     }
 }
+
+/// <summary>
+/// <see cref="BertSharp.Training.IBatchSource{TBatch}"/> over task features: batch <c>index</c> of <c>epoch</c> is
+/// the <see cref="LengthBucketBatcher"/> plan for (seed, epoch), collated with dynamic padding — the same (epoch,
+/// index) always gives the same batch, so the Trainer's exact resume works.
+/// </summary>
+public sealed class TaskBatchSource : BertSharp.Training.IBatchSource<TaskBatch>
+{
+    readonly IReadOnlyList<TaskFeature> _features;
+    readonly int[] _lengths;
+    readonly int _padId, _poolBatches, _padToMultipleOf;
+    readonly TaskKind _kind;
+    readonly ulong _seed;
+    readonly bool _shuffle;
+    int _planEpoch = -1;
+    List<int[]> _plan = [];
+
+    /// <param name="shuffle">False for evaluation: dataset order, no bucketing.</param>
+    public TaskBatchSource(IReadOnlyList<TaskFeature> features, int batchSize, int padId, TaskKind kind, ulong seed,
+        bool shuffle = true, int poolBatches = 50, int padToMultipleOf = 1)
+    {
+        if (features.Count == 0) throw new ArgumentException("no features to batch", nameof(features));
+        _features = features;
+        _lengths = features.Select(f => f.Length).ToArray();
+        BatchSize = batchSize;
+        _padId = padId;
+        _kind = kind;
+        _seed = seed;
+        _shuffle = shuffle;
+        _poolBatches = poolBatches;
+        _padToMultipleOf = padToMultipleOf;
+        BatchesPerEpoch = (features.Count + batchSize - 1) / batchSize;
+    }
+
+    public long BatchesPerEpoch { get; }
+    public int BatchSize { get; }
+
+    /// <summary>The feature indices of every batch of <paramref name="epoch"/>.</summary>
+    public IReadOnlyList<int[]> Plan(int epoch)
+    {
+        lock (_lengths)
+        {
+            if (_planEpoch != epoch)
+            {
+                _plan = LengthBucketBatcher.Batches(_lengths, BatchSize, _seed, epoch, _shuffle, _poolBatches);
+                _planEpoch = epoch;
+            }
+            return _plan;
+        }
+    }
+
+    public TaskBatch GetBatch(int epoch, long index)
+    {
+        var plan = Plan(epoch);
+        if (index < 0 || index >= plan.Count) throw new ArgumentOutOfRangeException(nameof(index), index, $"epoch {epoch} has {plan.Count} batches");
+        return TaskBatch.Collate(_features, plan[(int)index], _padId, _kind, _padToMultipleOf);
+    }
+}

@@ -278,3 +278,31 @@ public class FeaturizationTests
         }
     }
 }
+
+public class TaskBatchSourceTests
+{
+    [Fact]
+    public void Batch_source_is_deterministic_per_epoch_and_covers_every_feature()
+    {
+        var rng = new Random(5);
+        var f = Enumerable.Range(0, 50).Select(i =>
+        {
+            int n = rng.Next(3, 40);
+            return new TaskFeature { InputIds = Enumerable.Repeat(7, n).ToArray(), TokenTypeIds = new int[n], ExampleIndex = i, Label = i % 2 };
+        }).ToList();
+        var src = new TaskBatchSource(f, 8, padId: 0, TaskKind.SequenceClassification, seed: 3, poolBatches: 2);
+        Assert.Equal(7, src.BatchesPerEpoch); // ceil(50 / 8)
+        var seen = new List<int>();
+        for (int i = 0; i < src.BatchesPerEpoch; i++)
+        {
+            using var b = src.GetBatch(1, i);
+            Assert.Equal(b.Indices.Max(k => f[k].Length), b.SequenceLength); // padded to the batch's longest row only
+            Assert.Equal(b.Indices.Select(k => (long)(k % 2)), b.Labels!.data<long>().ToArray());
+            seen.AddRange(b.Indices);
+        }
+        Assert.Equal(Enumerable.Range(0, 50), seen.Order());
+        var again = new TaskBatchSource(f, 8, 0, TaskKind.SequenceClassification, seed: 3, poolBatches: 2);
+        using (var x = again.GetBatch(1, 4)) using (var y = src.GetBatch(1, 4)) Assert.Equal(x.Indices, y.Indices);
+        Assert.NotEqual(src.Plan(0).SelectMany(p => p), src.Plan(1).SelectMany(p => p));
+    }
+}
