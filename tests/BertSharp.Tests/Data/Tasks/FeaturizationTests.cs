@@ -306,3 +306,29 @@ public class TaskBatchSourceTests
         Assert.NotEqual(src.Plan(0).SelectMany(p => p), src.Plan(1).SelectMany(p => p));
     }
 }
+
+public class LongTextWindowTests
+{
+    /// <summary>The longest review of small_train.jsonl (13,704 chars) in 512-token windows loses no token.</summary>
+    [AssetFact(TestAssets.UncasedVocab, "assets/data/imdb/small_train.jsonl")]
+    public void A_long_imdb_review_is_covered_by_its_windows()
+    {
+        var tok = BertTokenizer.FromVocabFile(TestAssets.Path(TestAssets.UncasedVocab), new BertTokenizerOptions { DoLowerCase = true });
+        var ds = ImdbReader.Read(TestAssets.Path("assets/data/imdb/small_train.jsonl"));
+        var longest = ds.Examples.MaxBy(e => e.Text.Length)!;
+        Assert.Equal(13704, longest.Text.Length);
+        var all = tok.EncodeIds(longest.Text, null, addSpecialTokens: false);
+        const int stride = 128;
+        var f = TextFeaturizer.Featurize(tok, [longest], new TextFeatureOptions { MaxLength = 512, Windows = true, Stride = stride });
+        Assert.True(all.Length > 510 * 2, $"{all.Length} tokens");
+        Assert.Equal((int)Math.Ceiling((all.Length - 510) / (double)(510 - stride)) + 1, f.Count);
+        var rebuilt = new List<int>(f[0].InputIds[1..^1]);
+        foreach (var w in f.Skip(1))
+        {
+            Assert.Equal(rebuilt.TakeLast(stride), w.InputIds[1..(1 + stride)]); // each window starts with the previous one's last `stride` tokens
+            rebuilt.AddRange(w.InputIds[(1 + stride)..^1]);
+        }
+        Assert.Equal(all, rebuilt);
+        Assert.All(f, w => Assert.True(w.Length <= 512));
+    }
+}

@@ -267,3 +267,29 @@ public class RealFileReaderTests
         finally { dir.Delete(true); }
     }
 }
+
+/// <summary>Entity counts of the real CoNLL-2003 files through <see cref="BertSharp.Evaluation.SeqEval"/>.</summary>
+public class ConllEntityCountTests
+{
+    // Published CoNLL-2003 English entity counts (Tjong Kim Sang & De Meulder 2003, table 2):
+    // train PER 6600 LOC 7140 ORG 6321 MISC 3438; testa PER 1842 LOC 1837 ORG 1341 MISC 922;
+    // testb PER 1617 LOC 1668 ORG 1661 MISC 702.
+    [AssetTheory("assets/data/conll2003")]
+    [InlineData("eng.train", 6600, 7140, 6321, 3438)]
+    [InlineData("eng.testa", 1842, 1837, 1341, 922)]
+    [InlineData("eng.testb", 1617, 1668, 1661, 702)]
+    public void Entities_per_type_match_the_published_counts(string file, int per, int loc, int org, int misc)
+    {
+        var ds = Conll2003Reader.Read(TestAssets.Path("assets/data/conll2003/" + file));
+        var tags = ds.Examples.Select(e => (IReadOnlyList<string>)e.Tags!).ToArray();
+        var s = BertSharp.Evaluation.SeqEval.Score(tags, tags);
+        Assert.Equal(per, s.PerType["PER"].Support);
+        Assert.Equal(loc, s.PerType["LOC"].Support);
+        Assert.Equal(org, s.PerType["ORG"].Support);
+        Assert.Equal(misc, s.PerType["MISC"].Support);
+        Assert.Equal(1.0, s.F1);
+        // the files are valid IOB2: strict mode finds the same entities
+        var strict = BertSharp.Evaluation.SeqEval.Score(tags, tags, BertSharp.Evaluation.SeqEvalMode.StrictIob2);
+        Assert.Equal(s.Micro.Support, strict.Micro.Support);
+    }
+}
