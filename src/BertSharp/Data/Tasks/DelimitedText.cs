@@ -114,7 +114,7 @@ public static class DelimitedText
 
     static string Show(char c) => c == '\t' ? "\\t" : c.ToString();
 
-    /// <summary>Index of each of <paramref name="names"/> in a header; a missing one is an error listing the header.</summary>
+    /// <summary>Index of the column <paramref name="name"/> in a header; a missing one is an error listing the header.</summary>
     public static int Column(string path, DelimitedRecord header, string name)
     {
         int i = Array.IndexOf(header.Fields, name);
