@@ -275,7 +275,7 @@ public sealed class PythonCacheTests : HubTestBase
             Assert.True(Directory.Exists(Path.Combine(CacheRoot, "models--org--other", "snapshots", Commit2)));
 
             var bad = CliHarness.Run("models", "download", "org/nope");
-            Assert.Equal(1, bad.Exit);
+            Assert.Equal(2, bad.Exit); // a gated or private repo is a bad argument (one error contract: 2), not an internal failure
             Assert.Contains("401", bad.Err);
             Assert.Single(bad.Err.Trim().Split('\n'));
             var badId = CliHarness.Run("models", "download", "a/b/c");
