@@ -116,10 +116,10 @@ public static class ModelConverter
         {
             if (!w.TryGetValue(prefix + "decoder.weight", out var dec)) continue;
             var emb = w.GetValueOrDefault("bert.embeddings.word_embeddings.weight") ?? w.GetValueOrDefault("embeddings.word_embeddings.weight");
-            if (emb is null || !dec.shape.SequenceEqual(emb.shape) || !dec.to(emb.dtype).equal(emb).item<bool>())
+            if (emb is null || !dec.shape.SequenceEqual(emb.shape) || !dec.to(emb.dtype).equal(emb).all().item<bool>())
                 throw new NotSupportedException(
                     $"{source}: {prefix}decoder.weight differs from the word embeddings (an untied MLM decoder); BertSharp ties them, so converting would change the model");
-            if (w.TryGetValue(prefix + "decoder.bias", out var db) && w.TryGetValue(prefix + "bias", out var b) && !db.to(b.dtype).equal(b).item<bool>())
+            if (w.TryGetValue(prefix + "decoder.bias", out var db) && w.TryGetValue(prefix + "bias", out var b) && (!db.shape.SequenceEqual(b.shape) || !db.to(b.dtype).equal(b).all().item<bool>()))
                 throw new NotSupportedException($"{source}: {prefix}decoder.bias differs from {prefix}bias; BertSharp ties them, so converting would change the model");
         }
     }

@@ -28,6 +28,17 @@ public class EmbedCliTests : IDisposable
 
     static readonly string[] Lines = ["A man is playing a guitar.", "", "Zürich café naïve 你好 😀", "The quick brown fox jumps over the lazy dog."];
 
+    [Theory]
+    [InlineData("embed")]
+    [InlineData("convert")]
+    public void VerbIsRegisteredWithHelp(string verb)
+    {
+        var (exit, stdout, _) = CliHarness.Run(verb, "--help");
+        Assert.Equal(0, exit);
+        Assert.Contains("Usage:", stdout);
+        Assert.Contains("--output", stdout);
+    }
+
     [AssetFact(TestAssets.TinyRandom)]
     public void NpyHasNumPyHeaderShapeAndRowOrder()
     {
