@@ -40,6 +40,7 @@ static class EmbedCommand
                 Device = Runtime.ParseDevice(parse.GetValue(m.Device)),
             };
             using var embedder = Embedder.Load(parse.GetValue(m.Model) ?? "", options);
+            if (parse.GetValue(Cli.VerboseOption)) foreach (var line in embedder.Settings) Console.Error.WriteLine($"bert: {line}");
             var clock = Stopwatch.StartNew();
             var result = RunWithProgress(embedder, texts);
             EmbeddingFiles.Write(outPath, result.Vectors, embedder.Dimensions);

@@ -277,6 +277,23 @@ public class EmbedderTests(Xunit.Abstractions.ITestOutputHelper log)
     }
 
     [AssetFact(TestAssets.TinyRandom)]
+    public void Bfloat16StaysCloseToFloat32()
+    {
+        using var f32 = Embedder.Load(Model);
+        using var bf16 = Embedder.Load(Model, new EmbedderOptions { DType = TorchSharp.torch.ScalarType.BFloat16 });
+        var a = f32.Embed(Texts);
+        var b = bf16.Embed(Texts);
+        for (int i = 0; i < Texts.Length; i++)
+        {
+            double dot = 0, na = 0, nb = 0;
+            for (int k = 0; k < a[i].Length; k++) { dot += a[i][k] * b[i][k]; na += a[i][k] * a[i][k]; nb += b[i][k] * b[i][k]; }
+            double cos = dot / Math.Sqrt(na * nb);
+            Assert.InRange(cos, 0.999, 1.0 + 1e-9);
+            Assert.True(MaxDiff(a[i], b[i]) > 0, "bf16 run gave float32's exact numbers: the dtype was not applied");
+        }
+    }
+
+    [AssetFact(TestAssets.TinyRandom)]
     public void EmptyInputGivesNoVectors()
     {
         using var e = Embedder.Load(Model);
