@@ -54,6 +54,8 @@ static class InfoCommand
             Console.WriteLine(info.ToJson().ToJsonString());
             return 0;
         }
+        // A console on the current Console.Out (AnsiConsole's default binds to whatever stdout was at first use).
+        var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Out) });
         var summary = new Table().AddColumns("", "");
         summary.AddRow("format", Markup.Escape(info.Format));
         summary.AddRow("weights", Markup.Escape(info.WeightsPath));
@@ -63,13 +65,13 @@ static class InfoCommand
         summary.AddRow("checkpoint parameters", info.CheckpointParameters.ToString("N0"));
         summary.AddRow("dtypes", Markup.Escape(string.Join(", ", info.DTypes.Select(kv => $"{kv.Key} × {kv.Value}"))));
         summary.AddRow("heads", Markup.Escape(string.Join(", ", info.Heads.Where(kv => kv.Value).Select(kv => kv.Key)) is { Length: > 0 } h ? h : "(encoder only)"));
-        AnsiConsole.Write(summary);
+        console.Write(summary);
         var table = new Table().AddColumns("key", "value");
         foreach (var (k, v) in JsonNode.Parse(info.Config.ToJson())!.AsObject()) table.AddRow(Markup.Escape(k), Markup.Escape(v?.ToJsonString() ?? "null"));
-        AnsiConsole.Write(table);
+        console.Write(table);
         var ptable = new Table().AddColumns("model", "parameters");
         foreach (var (k, v) in info.ParameterCounts) ptable.AddRow(k, v.ToString("N0"));
-        AnsiConsole.Write(ptable);
+        console.Write(ptable);
         foreach (var n in info.Notes) Console.WriteLine($"note: {n}");
         return 0;
     }
