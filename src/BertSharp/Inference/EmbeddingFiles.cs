@@ -35,6 +35,7 @@ public static class EmbeddingFiles
     /// <exception cref="FormatException"><c>FILE:LINE: invalid UTF-8 …</c>.</exception>
     public static List<string> ReadTexts(string path)
     {
+        if (!File.Exists(path)) throw new FileNotFoundException($"input file not found: {path}", path);
         using var reader = new Utf8LineReader(path);
         var texts = new List<string>();
         while (reader.TryReadLine(out var line)) texts.Add(line);

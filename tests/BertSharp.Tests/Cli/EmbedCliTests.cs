@@ -143,7 +143,7 @@ public class EmbedCliTests : IDisposable
     [InlineData("--dtype 'int8' is not supported", "--dtype", "int8")]
     [InlineData("give --normalize or --no-normalize, not both", "--normalize", "--no-normalize")]
     [InlineData("in.txt:2: invalid UTF-8", "--input", "BADUTF8")]
-    [InlineData("not found", "--input", "MISSING")]
+    [InlineData("input file not found", "--input", "MISSING")]
     [InlineData("model directory not found", "--model", "/nonexistent/model")]
     public void BadInputIsOneLineExitTwoAndNoOutputFile(string expected, params string[] extra)
     {
