@@ -12,6 +12,8 @@ public static class BertCli
         foreach (var verb in new Func<Command>[]
         {
             // verbs: keep one line each, alphabetical
+            ConvertCommand.Create,
+            EmbedCommand.Create,
             ExportCommand.Create,
             FillMaskCommand.Create,
             InfoCommand.Create,

@@ -23,8 +23,9 @@ static class InfoCommand
             var m = parse.GetValue(model);
             var p = parse.GetValue(preset);
             if ((m is null) == (p is null)) throw new ArgumentException("give exactly one of --model DIR or --preset NAME");
-            var config = p is not null ? BertConfig.Preset(p) : BertConfig.Load(ModelDirectory.FindConfig(ModelResolver.Resolve(m)));
-            var counts = ParameterCounts(config);
+            if (m is not null) return ShowModel(ModelInfo.Read(ModelResolver.Resolve(m)), parse.GetValue(json));
+            var config = BertConfig.Preset(p!);
+            var counts = ModelInfo.CountParameters(config);
             if (parse.GetValue(json))
             {
                 var root = new JsonObject
@@ -46,14 +47,32 @@ static class InfoCommand
         return cmd;
     }
 
-    /// <summary>Counts by building each model on the CPU (distinct parameters, tied ones once).</summary>
-    static Dictionary<string, long> ParameterCounts(BertConfig c)
+    static int ShowModel(ModelInfo info, bool json)
     {
-        using var _ = TorchSharp.torch.no_grad();
-        var counts = new Dictionary<string, long>();
-        using (var m = new BertModel(c)) counts["BertModel"] = ModelUtils.CountParameters(m);
-        using (var m = new BertForMaskedLM(c)) counts["BertForMaskedLM"] = ModelUtils.CountParameters(m);
-        using (var m = new BertForPreTraining(c)) counts["BertForPreTraining"] = ModelUtils.CountParameters(m);
-        return counts;
+        if (json)
+        {
+            Console.WriteLine(info.ToJson().ToJsonString());
+            return 0;
+        }
+        // A console on the current Console.Out (AnsiConsole's default binds to whatever stdout was at first use).
+        var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Out) });
+        var summary = new Table().AddColumns("", "");
+        summary.AddRow("format", Markup.Escape(info.Format));
+        summary.AddRow("weights", Markup.Escape(info.WeightsPath));
+        summary.AddRow("source", Markup.Escape(info.Source.Path + (info.Source.Commit is { } c ? $" (commit {c})" : "")));
+        summary.AddRow("config", Markup.Escape(info.ConfigSource));
+        summary.AddRow("checkpoint tensors", info.CheckpointTensors.ToString("N0"));
+        summary.AddRow("checkpoint parameters", info.CheckpointParameters.ToString("N0"));
+        summary.AddRow("dtypes", Markup.Escape(string.Join(", ", info.DTypes.Select(kv => $"{kv.Key} × {kv.Value}"))));
+        summary.AddRow("heads", Markup.Escape(string.Join(", ", info.Heads.Where(kv => kv.Value).Select(kv => kv.Key)) is { Length: > 0 } h ? h : "(encoder only)"));
+        console.Write(summary);
+        var table = new Table().AddColumns("key", "value");
+        foreach (var (k, v) in JsonNode.Parse(info.Config.ToJson())!.AsObject()) table.AddRow(Markup.Escape(k), Markup.Escape(v?.ToJsonString() ?? "null"));
+        console.Write(table);
+        var ptable = new Table().AddColumns("model", "parameters");
+        foreach (var (k, v) in info.ParameterCounts) ptable.AddRow(k, v.ToString("N0"));
+        console.Write(ptable);
+        foreach (var n in info.Notes) Console.WriteLine($"note: {n}");
+        return 0;
     }
 }

@@ -1,0 +1,312 @@
+using System.Text.Json;
+using BertSharp.Checkpoints;
+using BertSharp.Modeling;
+using BertSharp.Tokenization;
+using Microsoft.Extensions.AI;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace BertSharp.Inference;
+
+/// <summary>How <see cref="Embedder"/> runs; every null field takes the model directory's default.</summary>
+public sealed record EmbedderOptions
+{
+    /// <summary>Pooling; default: the sentence-transformers Pooling module when the directory has one, else mean.</summary>
+    public EmbeddingPooling? Pooling { get; init; }
+
+    /// <summary>L2-normalise each vector; default: on when modules.json lists a Normalize module, else off.</summary>
+    public bool? Normalize { get; init; }
+
+    /// <summary>Texts per forward pass (texts are sorted by length first, so padding stays small).</summary>
+    public int BatchSize { get; init; } = 32;
+
+    /// <summary>
+    /// Tokens per text, [CLS]/[SEP] included; longer texts are cut (and counted). Default: sentence_bert_config.json's
+    /// max_seq_length, else tokenizer_config.json's model_max_length, else max_position_embeddings.
+    /// </summary>
+    public int? MaxLength { get; init; }
+
+    /// <summary>float32, or bfloat16 for the transformer layers' matrix products (see ModelUtils.ToInferenceDType).</summary>
+    public ScalarType DType { get; init; } = ScalarType.Float32;
+
+    /// <summary>Where the model runs (default CPU).</summary>
+    public Device? Device { get; init; }
+}
+
+/// <summary>Vectors of one <see cref="Embedder.EmbedWithReport"/> call, in input order.</summary>
+/// <param name="Vectors">row i belongs to text i</param>
+/// <param name="Truncated">indices of the texts that were cut to <see cref="Embedder.MaxLength"/> tokens</param>
+/// <param name="Tokens">tokens fed to the model, [CLS]/[SEP] included, padding excluded</param>
+public sealed record EmbeddingResult(float[][] Vectors, IReadOnlyList<int> Truncated, long Tokens);
+
+/// <summary>
+/// Sentence embeddings from any BERT encoder <see cref="ModelDirectory.Open"/> accepts: tokenise, sort by length,
+/// run padded batches, pool (mean / cls / max / pooler, as sentence-transformers does), optionally L2-normalise, and
+/// return the vectors in input order. Results do not depend on the batch size (padded positions are masked out).
+/// Thread setup (<see cref="Runtime.Initialize"/>) is the caller's; calls on one instance are serialised.
+/// Also an <see cref="IEmbeddingGenerator{TInput,TEmbedding}"/> for Microsoft.Extensions.AI consumers.
+/// </summary>
+public sealed class Embedder : IEmbeddingGenerator<string, Embedding<float>>
+{
+    readonly BertModel _model;
+    readonly object _gate = new();
+    long _truncatedTotal;
+
+    public BertTokenizer Tokenizer { get; }
+    public BertConfig Config => _model.Config;
+    public EmbeddingPooling Pooling { get; }
+    public bool Normalize { get; }
+    public int MaxLength { get; }
+    public int BatchSize { get; }
+    public Device Device { get; }
+    public ScalarType DType { get; }
+
+    /// <summary>Vector length (the model's hidden size).</summary>
+    public int Dimensions => _model.Config.HiddenSize;
+
+    /// <summary>The model name as given to <see cref="Load"/>.</summary>
+    public string ModelId { get; }
+
+    /// <summary>The resolved model directory.</summary>
+    public string ModelPath { get; }
+
+    /// <summary>Where the pooling / normalize / max-length settings came from, one line each (for reports).</summary>
+    public IReadOnlyList<string> Settings { get; }
+
+    /// <summary>Texts cut to <see cref="MaxLength"/> over the lifetime of this instance.</summary>
+    public long TruncatedTotal => Interlocked.Read(ref _truncatedTotal);
+
+    public EmbeddingGeneratorMetadata Metadata { get; }
+
+    Embedder(BertModel model, BertTokenizer tokenizer, string modelId, string modelPath, EmbeddingPooling pooling, bool normalize,
+        int maxLength, int batchSize, Device device, ScalarType dtype, IReadOnlyList<string> settings)
+    {
+        _model = model;
+        Tokenizer = tokenizer;
+        ModelId = modelId;
+        ModelPath = modelPath;
+        Pooling = pooling;
+        Normalize = normalize;
+        MaxLength = maxLength;
+        BatchSize = batchSize;
+        Device = device;
+        DType = dtype;
+        Settings = settings;
+        Metadata = new EmbeddingGeneratorMetadata("BertSharp", null, modelId, model.Config.HiddenSize);
+    }
+
+    /// <summary>
+    /// Loads the encoder of <paramref name="modelPathOrId"/> (resolved by <see cref="ModelResolver"/>; task heads and
+    /// pretraining heads in the checkpoint are ignored). Fails when the checkpoint lacks encoder weights, or lacks the
+    /// pooler and <see cref="EmbeddingPooling.Pooler"/> is asked for.
+    /// </summary>
+    public static Embedder Load(string modelPathOrId, EmbedderOptions? options = null)
+    {
+        options ??= new EmbedderOptions();
+        if (options.BatchSize < 1) throw new ArgumentException($"batch size must be at least 1 (got {options.BatchSize})");
+        var path = ModelResolver.Resolve(modelPathOrId);
+        var st = SentenceTransformersConfig.Read(path);
+        var dir = ModelDirectory.Open(path);
+        var settings = new List<string>();
+
+        if (st.Unsupported is not null && (options.Pooling is null || options.Normalize is null))
+            throw new NotSupportedException(
+                $"{st.Unsupported}; the vectors would differ from sentence-transformers'. Set the pooling and normalization explicitly " +
+                "(--pooling and --normalize/--no-normalize) to embed with the encoder alone");
+        var pooling = options.Pooling ?? st.Pooling ?? EmbeddingPooling.Mean;
+        settings.Add($"pooling {pooling.ToString().ToLowerInvariant()} ({(options.Pooling is not null ? "given" : st.Pooling is not null ? "from the sentence-transformers Pooling config" : "default")})");
+        var normalize = options.Normalize ?? st.Normalize ?? false;
+        settings.Add($"normalize {(normalize ? "on" : "off")} ({(options.Normalize is not null ? "given" : st.Normalize is not null ? "from modules.json" : "default")})");
+
+        var maxPos = dir.Config.MaxPositionEmbeddings;
+        int maxLength;
+        string maxSource;
+        if (options.MaxLength is { } given)
+        {
+            if (given < 2) throw new ArgumentException($"max length must be at least 2 tokens ([CLS] and [SEP]); got {given}");
+            if (given > maxPos) throw new ArgumentException($"max length {given} exceeds the model's max_position_embeddings {maxPos}");
+            (maxLength, maxSource) = (given, "given");
+        }
+        else if (st.MaxSeqLength is { } stMax) (maxLength, maxSource) = (Math.Min(stMax, maxPos), "from sentence_bert_config.json");
+        else if (TokenizerMaxLength(path) is { } tokMax && tokMax <= maxPos) (maxLength, maxSource) = (tokMax, "from tokenizer_config.json");
+        else (maxLength, maxSource) = (maxPos, "max_position_embeddings");
+        settings.Add($"max length {maxLength} ({maxSource})");
+
+        var tokenizer = dir.LoadTokenizer();
+        var device = options.Device ?? CPU;
+        bool pooler = pooling == EmbeddingPooling.Pooler;
+        var (model, report) = dir.LoadModel(c => new BertModel(c, addPoolingLayer: pooler), options.DType, device);
+        try
+        {
+            var poolerMissing = report.Missing.Where(k => k.StartsWith("pooler.", StringComparison.Ordinal)).ToList();
+            if (pooler && poolerMissing.Count > 0)
+                throw new ArgumentException(
+                    $"pooling 'pooler' needs the pooler weights (pooler.dense.*), and {dir.WeightsPath} has none; use mean, cls or max pooling");
+            var missing = report.Missing.Except(poolerMissing).ToList();
+            if (missing.Count > 0)
+                throw new InvalidDataException(
+                    $"{dir.WeightsPath}: {missing.Count} encoder weights are not in the checkpoint ({string.Join(", ", missing.Take(5))}{(missing.Count > 5 ? ", …" : "")}); " +
+                    "its embeddings would be random");
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+        var id = string.IsNullOrWhiteSpace(modelPathOrId) ? path : modelPathOrId;
+        return new Embedder(model, tokenizer, id, path, pooling, normalize, maxLength, options.BatchSize, device, options.DType, settings);
+    }
+
+    /// <summary>tokenizer_config.json's model_max_length when it is a real limit (HF writes 1e30 for "none").</summary>
+    static int? TokenizerMaxLength(string dir)
+    {
+        var p = Path.Combine(dir, "tokenizer_config.json");
+        if (!File.Exists(p)) return null;
+        try
+        {
+            using var doc = JsonDocument.Parse(TextFile.ReadAllText(p));
+            if (doc.RootElement.ValueKind == JsonValueKind.Object && doc.RootElement.TryGetProperty("model_max_length", out var v)
+                && v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out var n) && n >= 2)
+                return n;
+        }
+        catch (JsonException e)
+        {
+            throw new FormatException($"{p}: invalid JSON ({e.Message})");
+        }
+        return null;
+    }
+
+    /// <summary>Input ids of <paramref name="text"/> with [CLS]/[SEP], cut to <see cref="MaxLength"/> (the end is dropped, [SEP] kept, as HF's truncation).</summary>
+    public int[] Encode(string text, out bool truncated)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        var ids = Tokenizer.EncodeIds(text);
+        truncated = ids.Length > MaxLength;
+        if (!truncated) return ids;
+        var cut = new int[MaxLength];
+        Array.Copy(ids, cut, MaxLength - 1);
+        cut[^1] = Tokenizer.SepId;
+        return cut;
+    }
+
+    /// <summary>One vector per text, in input order.</summary>
+    public float[][] Embed(IReadOnlyList<string> texts) => EmbedWithReport(texts).Vectors;
+
+    /// <summary>The vector of one text.</summary>
+    public float[] Embed(string text) => EmbedWithReport([text]).Vectors[0];
+
+    /// <summary>
+    /// One vector per text, in input order, with the truncation report. <paramref name="progress"/> is called with
+    /// the number of texts finished after each batch.
+    /// </summary>
+    public EmbeddingResult EmbedWithReport(IReadOnlyList<string> texts, Action<int>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(texts);
+        var encoded = new int[texts.Count][];
+        var truncated = new List<int>();
+        long tokens = 0;
+        for (int i = 0; i < texts.Count; i++)
+        {
+            encoded[i] = Encode(texts[i] ?? throw new ArgumentException($"text {i} is null"), out bool cut);
+            if (cut) truncated.Add(i);
+            tokens += encoded[i].Length;
+        }
+        Interlocked.Add(ref _truncatedTotal, truncated.Count);
+        var result = new float[texts.Count][];
+        // Longest first: the first batch shows the worst-case memory at once; stable, so equal lengths keep input order.
+        var order = Enumerable.Range(0, texts.Count).OrderByDescending(i => encoded[i].Length).ToArray();
+        lock (_gate)
+        {
+            for (int start = 0; start < order.Length; start += BatchSize)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                var batch = order.AsSpan(start, Math.Min(BatchSize, order.Length - start)).ToArray();
+                RunBatch(batch.Select(i => encoded[i]).ToArray(), out var vectors);
+                for (int b = 0; b < batch.Length; b++) result[batch[b]] = vectors[b];
+                progress?.Invoke(batch.Length);
+            }
+        }
+        return new EmbeddingResult(result, truncated, tokens);
+    }
+
+    void RunBatch(int[][] seqs, out float[][] vectors)
+    {
+        int b = seqs.Length, len = seqs.Max(s => s.Length), h = Dimensions;
+        var ids = new long[b * len];
+        var mask = new long[b * len];
+        if (Tokenizer.PadId != 0) Array.Fill(ids, Tokenizer.PadId);
+        for (int r = 0; r < b; r++)
+            for (int t = 0; t < seqs[r].Length; t++)
+            {
+                ids[r * len + t] = seqs[r][t];
+                mask[r * len + t] = 1;
+            }
+        using var scope = NewDisposeScope();
+        using var _ = inference_mode();
+        var idsT = tensor(ids, [b, len], device: Device);
+        var maskT = tensor(mask, [b, len], device: Device);
+        var typesT = zeros([b, len], ScalarType.Int64, device: Device);
+        var output = _model.forward(idsT, typesT, maskT);
+        var pooled = Pool(output, maskT);
+        if (Normalize) pooled = nn.functional.normalize(pooled, p: 2, dim: 1);
+        var flat = pooled.to(ScalarType.Float32).cpu().contiguous().data<float>().ToArray();
+        vectors = new float[b][];
+        for (int r = 0; r < b; r++) vectors[r] = flat.AsSpan(r * h, h).ToArray();
+    }
+
+    Tensor Pool(BertModelOutput output, Tensor mask)
+    {
+        var hidden = output.LastHiddenState.to(ScalarType.Float32);
+        switch (Pooling)
+        {
+            case EmbeddingPooling.Cls:
+                return hidden[.., 0];
+            case EmbeddingPooling.Pooler:
+                return output.PooledOutput!.to(ScalarType.Float32);
+            case EmbeddingPooling.Max:
+            {
+                // sentence-transformers: padded positions set to -1e9 before the max.
+                var pad = mask.eq(0).unsqueeze(-1);
+                return hidden.masked_fill(pad, -1e9).max(1).values;
+            }
+            default:
+            {
+                var m = mask.unsqueeze(-1).to(ScalarType.Float32);
+                return (hidden * m).sum(1) / m.sum(1).clamp_min(1e-9);
+            }
+        }
+    }
+
+    // ---- Microsoft.Extensions.AI ----
+
+    /// <inheritdoc />
+    public Task<GeneratedEmbeddings<Embedding<float>>> GenerateAsync(IEnumerable<string> values, EmbeddingGenerationOptions? options = null,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(values);
+        if (options?.Dimensions is { } d && d != Dimensions)
+            throw new NotSupportedException($"{ModelId} produces {Dimensions}-dimensional embeddings; {d} were requested");
+        if (options?.ModelId is { } m && m != ModelId)
+            throw new NotSupportedException($"this generator serves model '{ModelId}', not '{m}'");
+        var texts = values as IReadOnlyList<string> ?? values.ToList();
+        var r = EmbedWithReport(texts, cancellationToken: cancellationToken);
+        var created = DateTimeOffset.UtcNow;
+        var result = new GeneratedEmbeddings<Embedding<float>>(r.Vectors.Select(v => new Embedding<float>(v) { ModelId = ModelId, CreatedAt = created }))
+        {
+            Usage = new UsageDetails { InputTokenCount = r.Tokens, TotalTokenCount = r.Tokens },
+        };
+        if (r.Truncated.Count > 0) result.AdditionalProperties = new() { ["truncated"] = r.Truncated.Count };
+        return Task.FromResult(result);
+    }
+
+    /// <inheritdoc />
+    public object? GetService(Type serviceType, object? serviceKey = null)
+    {
+        ArgumentNullException.ThrowIfNull(serviceType);
+        if (serviceKey is not null) return null;
+        if (serviceType == typeof(EmbeddingGeneratorMetadata)) return Metadata;
+        return serviceType.IsInstanceOfType(this) ? this : null;
+    }
+
+    public void Dispose() => _model.Dispose();
+}
