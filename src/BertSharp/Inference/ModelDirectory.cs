@@ -44,10 +44,11 @@ public sealed class ModelDirectory
         if (File.Exists(dir) && CheckpointFiles.DetectFormat(dir) == CheckpointFormat.Onnx)
             return OpenOnnx(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(dir))!, dir);
         if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"model directory not found: {dir}");
-        var weights = CheckpointFiles.FindWeights(dir)
-            ?? throw new FileNotFoundException($"{dir}: no weights found (looked for model.safetensors, pytorch_model.bin, sharded *.index.json, bert_model.ckpt.index, model.onnx, onnx/model.onnx)");
-        if (CheckpointFiles.DetectFormat(weights) == CheckpointFormat.Onnx) return OpenOnnx(dir, weights);
+        var weights = CheckpointFiles.FindWeights(dir);
+        if (weights is not null && CheckpointFiles.DetectFormat(weights) == CheckpointFormat.Onnx) return OpenOnnx(dir, weights);
         var configPath = FindConfig(dir);
+        if (weights is null)
+            throw new FileNotFoundException($"{dir}: no weights found (looked for model.safetensors, pytorch_model.bin, sharded *.index.json, bert_model.ckpt.index, model.onnx, onnx/model.onnx)");
         return new ModelDirectory(dir, configPath, weights, BertConfig.Load(configPath));
     }
 
