@@ -153,6 +153,7 @@ public static partial class OnnxConfig
     {
         var consts = w.Model.Constants();
         var votes = new Dictionary<double, int>();
+        var sawZero = false;
         foreach (var n in w.Model.Nodes)
         {
             double? eps = null;
@@ -164,8 +165,11 @@ public static partial class OnnxConfig
                         eps = Scalar(w, add.Inputs[1 - k], consts);
             }
             if (eps is { } e && e > 0) votes[Decimal(e)] = votes.GetValueOrDefault(Decimal(e)) + 1;
+            else if (eps == 0) sawZero = true;
         }
-        return votes.Count > 0 ? votes.MaxBy(kv => kv.Value).Key : null;
+        if (votes.Count > 0) return votes.MaxBy(kv => kv.Value).Key;
+        // A float16 export stores HF's 1e-12 as 0 (it underflows): the LayerNorm is there, its epsilon is HF's default.
+        return sawZero ? 1e-12 : null;
     }
 
     static string? Act(OnnxWeights w)

@@ -280,7 +280,7 @@ public class OnnxNameRecoveryTests
     }
 
     /// <summary>One BERT-like layer with a given activation block, for config inference.</summary>
-    static string LayerGraph(string dir, string act, bool fusedLayerNorm)
+    static string LayerGraph(string dir, string act, bool fusedLayerNorm, float eps = 1e-6f)
     {
         const int H = 4, I = 8;
         var g = new G()
@@ -300,7 +300,7 @@ public class OnnxNameRecoveryTests
             g.Node("ReduceMean", ["e"], ["mu"], G.IntsAttr("axes", -1)).Node("Sub", ["e", "mu"], ["d"])
              .Node("Constant", [], ["two"], G.TensorAttr("value", G.Tensor("", [], [2f])))
              .Node("Pow", ["d", "two"], ["d2"]).Node("ReduceMean", ["d2"], ["var"], G.IntsAttr("axes", -1))
-             .Node("Constant", [], ["eps"], G.TensorAttr("value", G.Tensor("", [], [1e-6f])))
+             .Node("Constant", [], ["eps"], G.TensorAttr("value", G.Tensor("", [], [eps])))
              .Node("Add", ["var", "eps"], ["ve"]).Node("Sqrt", ["ve"], ["sd"]).Node("Div", ["d", "sd"], ["n"])
              .Node("Mul", ["n", "embeddings.LayerNorm.weight"], ["nw"]).Node("Add", ["nw", "embeddings.LayerNorm.bias"], ["ln"]);
         g.Node("MatMul", ["ln", "q"], ["qm"]).Node("Add", ["encoder.layer.0.attention.self.query.bias", "qm"], ["qb"])
@@ -334,7 +334,7 @@ public class OnnxNameRecoveryTests
          // A pooler-like Tanh after the layer must not count as the activation.
          .Node("Tanh", ["out"], ["pooled"])
          .Output("pooled", [1, 2, H]).Output("qr", [1, 2, 2, 2]);
-        return g.Save(Path.Combine(dir, $"{act}-{fusedLayerNorm}.onnx"));
+        return g.Save(Path.Combine(dir, $"{act}-{fusedLayerNorm}-{eps}.onnx"));
     }
 
     [Theory]
@@ -358,6 +358,14 @@ public class OnnxNameRecoveryTests
         Assert.Equal(3, e.Types);
         var c = OnnxConfig.Infer(w);
         Assert.Equal((10, 4, 1, 2, 8, 16, 3), (c.VocabSize, c.HiddenSize, c.NumHiddenLayers, c.NumAttentionHeads, c.IntermediateSize, c.MaxPositionEmbeddings, c.TypeVocabSize));
+    }
+
+    [Fact]
+    public void ConfigInference_ZeroEpsilon_IsTheUnderflowedHfDefault()
+    {
+        using var dir = new TempDir();
+        Assert.Equal(1e-12, OnnxConfig.Inspect(OnnxWeights.Analyze(LayerGraph(dir.Path, "gelu", false, eps: 0f))).LayerNormEps);
+        Assert.Equal(1e-5, OnnxConfig.Inspect(OnnxWeights.Analyze(LayerGraph(dir.Path, "gelu", false, eps: 1e-5f))).LayerNormEps);
     }
 
     [Fact]
