@@ -20,6 +20,8 @@ public enum CheckpointFormat
     TfBundle,
     /// <summary>Hugging Face sharded-checkpoint index (<c>*.index.json</c> with a <c>weight_map</c>).</summary>
     ShardedIndex,
+    /// <summary>ONNX model (<c>torch.onnx.export</c> of a Hugging Face BERT); names recovered by <see cref="OnnxWeights"/>.</summary>
+    Onnx,
 }
 
 /// <summary>Finds and loads model weights in any supported format.</summary>
@@ -31,6 +33,9 @@ public static partial class CheckpointFiles
         "model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json",
         "bert_model.ckpt.index",
     ];
+
+    /// <summary>ONNX files <see cref="FindWeights"/> falls back to, after every other format.</summary>
+    public static readonly IReadOnlyList<string> OnnxNames = ["model.onnx", "onnx/model.onnx"];
 
     [GeneratedRegex(@"^model_checkpoint_path:\s*""([^""]+)""", RegexOptions.Multiline)]
     private static partial Regex TfCheckpointState();
@@ -68,6 +73,11 @@ public static partial class CheckpointFiles
         var stepped = indexes.Select(f => (File: f, M: TfStepIndex().Match(f))).Where(x => x.M.Success)
             .OrderByDescending(x => long.Parse(x.M.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture)).FirstOrDefault();
         if (stepped.File is not null) return Path.Combine(modelDir, stepped.File);
+        foreach (var n in OnnxNames)
+        {
+            var p = Path.Combine(modelDir, n);
+            if (File.Exists(p)) return p;
+        }
         return null;
     }
 
@@ -83,6 +93,7 @@ public static partial class CheckpointFiles
         if (path.EndsWith(".safetensors", StringComparison.Ordinal)) return CheckpointFormat.SafeTensors;
         if (head.Length >= 9 && head[8] == (byte)'{' && BitConverter.ToUInt64(head, 0) < (ulong)new FileInfo(path).Length)
             return CheckpointFormat.SafeTensors;
+        if (OnnxImport.LooksLikeOnnx(path, head)) return CheckpointFormat.Onnx;
         return CheckpointFormat.Unknown;
     }
 
@@ -98,7 +109,7 @@ public static partial class CheckpointFiles
         if (Directory.Exists(path))
         {
             var found = FindWeights(path)
-                ?? throw new FileNotFoundException($"no weights found in directory '{path}' (looked for {string.Join(", ", PreferredNames)}, a TF 'checkpoint' state file, *.ckpt.index)");
+                ?? throw new FileNotFoundException($"no weights found in directory '{path}' (looked for {string.Join(", ", PreferredNames)}, a TF 'checkpoint' state file, *.ckpt.index, {string.Join(", ", OnnxNames)})");
             return LoadWeights(found);
         }
         var format = DetectFormat(path);
@@ -129,12 +140,14 @@ public static partial class CheckpointFiles
             }
             case CheckpointFormat.ShardedIndex:
                 return LoadSharded(path);
+            case CheckpointFormat.Onnx:
+                return OnnxWeights.Analyze(path).LoadTensors();
             default:
                 if (!File.Exists(path))
                     throw new FileNotFoundException($"weights file '{path}' does not exist (nor does '{path}.index')", path);
                 throw new InvalidDataException(
                     $"'{path}' is not a recognised checkpoint format: expected .safetensors, a PyTorch zip (.bin/.pt), a TF checkpoint " +
-                    $"prefix (.index + .data-* shards) or a sharded *.index.json; its first bytes are {TorchPickle.Hex(ReadHead(path, 8))}");
+                    $"prefix (.index + .data-* shards), a sharded *.index.json or an ONNX model (.onnx); its first bytes are {TorchPickle.Hex(ReadHead(path, 8))}");
         }
     }
 

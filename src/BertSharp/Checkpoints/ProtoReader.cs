@@ -16,6 +16,12 @@ internal ref struct ProtoReader
 
     public bool End => _pos >= _data.Length;
 
+    /// <summary>Current byte offset.</summary>
+    public int Position => _pos;
+
+    /// <summary>The bytes read since <paramref name="position"/> (an earlier <see cref="Position"/>).</summary>
+    public ReadOnlySpan<byte> Since(int position) => _data[position.._pos];
+
     InvalidDataException Error(string m) => new($"{_what}: malformed protobuf: {m} (byte {_pos} of {_data.Length})");
 
     public ulong ReadVarint()

@@ -13,26 +13,58 @@ namespace BertSharp.Inference;
 public sealed class ModelDirectory
 {
     public string Path { get; }
+    /// <summary>The config file read, or the ONNX file when the config was inferred from its graph (<see cref="ConfigInferred"/>).</summary>
     public string ConfigPath { get; }
     public string WeightsPath { get; }
     public BertConfig Config { get; }
+    /// <summary>True when no config file was found and <see cref="Config"/> was inferred from the ONNX graph.</summary>
+    public bool ConfigInferred { get; }
+    /// <summary>Where <see cref="Config"/> came from, in words (a file path, or "inferred from the ONNX graph of …").</summary>
+    public string ConfigSource => ConfigInferred ? $"inferred from the ONNX graph of {WeightsPath}" : ConfigPath;
+    /// <summary>For ONNX weights: HF name → the name-recovery rule that matched (see <see cref="OnnxWeights"/>); null otherwise.</summary>
+    public IReadOnlyDictionary<string, string>? NameRules { get; }
 
-    ModelDirectory(string path, string configPath, string weightsPath, BertConfig config)
+    ModelDirectory(string path, string configPath, string weightsPath, BertConfig config, bool inferred = false, IReadOnlyDictionary<string, string>? rules = null)
     {
         Path = path;
         ConfigPath = configPath;
         WeightsPath = weightsPath;
         Config = config;
+        ConfigInferred = inferred;
+        NameRules = rules;
     }
 
+    /// <summary>
+    /// Opens a model directory, or an ONNX file (its directory then holds vocab.txt and, optionally, config.json).
+    /// An ONNX model without a config file gets its config inferred from the graph; with one, the config is checked
+    /// against the graph.
+    /// </summary>
     public static ModelDirectory Open(string dir)
     {
+        if (File.Exists(dir) && CheckpointFiles.DetectFormat(dir) == CheckpointFormat.Onnx)
+            return OpenOnnx(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(dir))!, dir);
         if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"model directory not found: {dir}");
+        var weights = CheckpointFiles.FindWeights(dir);
+        if (weights is not null && CheckpointFiles.DetectFormat(weights) == CheckpointFormat.Onnx) return OpenOnnx(dir, weights);
         var configPath = FindConfig(dir);
-        var weights = CheckpointFiles.FindWeights(dir)
-            ?? throw new FileNotFoundException($"{dir}: no weights found (looked for model.safetensors, pytorch_model.bin, sharded *.index.json, bert_model.ckpt.index)");
+        if (weights is null)
+            throw new FileNotFoundException($"{dir}: no weights found (looked for model.safetensors, pytorch_model.bin, sharded *.index.json, bert_model.ckpt.index, model.onnx, onnx/model.onnx)");
         return new ModelDirectory(dir, configPath, weights, BertConfig.Load(configPath));
     }
+
+    static ModelDirectory OpenOnnx(string dir, string onnxPath)
+    {
+        var graph = OnnxWeights.Analyze(onnxPath);
+        var configPath = TryFindConfig(dir);
+        if (configPath is null)
+            return new ModelDirectory(dir, onnxPath, onnxPath, OnnxConfig.Infer(graph), inferred: true, graph.Rules);
+        var config = BertConfig.Load(configPath);
+        OnnxConfig.Check(graph, config, configPath);
+        return new ModelDirectory(dir, configPath, onnxPath, config, rules: graph.Rules);
+    }
+
+    static string? TryFindConfig(string dir) =>
+        new[] { "config.json", "bert_config.json" }.Select(f => System.IO.Path.Combine(dir, f)).FirstOrDefault(File.Exists);
 
     /// <summary>The directory's config.json (Hugging Face) or bert_config.json (Google); a clear error when neither exists.</summary>
     public static string FindConfig(string dir) =>

@@ -15,10 +15,12 @@ public static class ModelResolver
         string? TryResolve(string nameOrPath);
     }
 
-    /// <summary>A directory on disk (HF layout or a Google release directory).</summary>
+    /// <summary>A directory on disk (HF layout or a Google release directory), or an ONNX model file (<c>model.onnx</c>).</summary>
     public sealed class LocalDirectorySource : IModelSource
     {
-        public string? TryResolve(string nameOrPath) => Directory.Exists(nameOrPath) ? Path.GetFullPath(nameOrPath) : null;
+        public string? TryResolve(string nameOrPath) =>
+            Directory.Exists(nameOrPath) || (File.Exists(nameOrPath) && Checkpoints.CheckpointFiles.DetectFormat(nameOrPath) == Checkpoints.CheckpointFormat.Onnx)
+                ? Path.GetFullPath(nameOrPath) : null;
     }
 
     public static List<IModelSource> Sources { get; } = [new LocalDirectorySource(), new Hub.HfCacheSource(), new Hub.HubDownloadSource()];
