@@ -49,8 +49,11 @@ public sealed class ModelInfo
     public required string WeightsPath { get; init; }
     public required ModelSource Source { get; init; }
     public required BertConfig Config { get; init; }
-    /// <summary>The config file, or "inferred" when the loader derived the config from the weights.</summary>
+    /// <summary>The config file, or where the loader inferred the config from (an ONNX graph without config.json).</summary>
     public required string ConfigSource { get; init; }
+    public bool ConfigInferred { get; init; }
+    /// <summary>HF name → the rule that recovered it from an ONNX graph (empty for formats that store HF names).</summary>
+    public IReadOnlyDictionary<string, string> NameRules { get; init; } = new Dictionary<string, string>();
     /// <summary>Distinct parameters of BertModel / BertForMaskedLM / BertForPreTraining built from the config.</summary>
     public required IReadOnlyDictionary<string, long> ParameterCounts { get; init; }
     /// <summary>Tensors stored in the checkpoint (after name mapping).</summary>
@@ -114,9 +117,11 @@ public sealed class ModelInfo
             {
                 Format = FormatName(dir.WeightsPath),
                 WeightsPath = dir.WeightsPath,
-                Source = source ?? new ModelSource(path),
+                Source = source ?? SourceOf(modelPathOrId, path),
                 Config = dir.Config,
-                ConfigSource = File.Exists(dir.ConfigPath) ? dir.ConfigPath : "inferred",
+                ConfigSource = dir.ConfigSource,
+                ConfigInferred = dir.ConfigInferred,
+                NameRules = dir.NameRules ?? new Dictionary<string, string>(),
                 ParameterCounts = CountParameters(dir.Config),
                 CheckpointTensors = weights.Count,
                 CheckpointParameters = elements,
@@ -130,7 +135,9 @@ public sealed class ModelInfo
             if (tied.Count > 0) info.Notes.Add($"tied MLM decoder stored explicitly ({string.Join(", ", tied)}); it is the word-embedding matrix and cls.predictions.bias");
             if (!weights.Keys.Any(n => n.StartsWith("bert.", StringComparison.Ordinal)) && weights.Keys.Any(n => n.StartsWith("embeddings.", StringComparison.Ordinal)))
                 info.Notes.Add("encoder-only checkpoint (BertModel names without the 'bert.' prefix)");
-            if (info.ConfigSource == "inferred") info.Notes.Add("no config file: the configuration was inferred from the weights");
+            if (info.ConfigInferred) info.Notes.Add($"no config file: the configuration was {info.ConfigSource}");
+            foreach (var g in info.NameRules.GroupBy(kv => RuleKind(kv.Value)).OrderByDescending(g => g.Count()))
+                info.Notes.Add($"ONNX name recovery: {g.Count()} tensor{(g.Count() == 1 ? "" : "s")} by rule '{g.Key}' (e.g. {g.First().Key})");
             var st = SentenceTransformersConfig.Read(path);
             if (st.Files.Count > 0)
                 info.Notes.Add($"sentence-transformers model: pooling {st.Pooling?.ToString().ToLowerInvariant() ?? "(none)"}, normalize {(st.Normalize == true ? "on" : "off")}" +
@@ -144,6 +151,23 @@ public sealed class ModelInfo
         }
     }
 
+    /// <summary>A name-recovery rule without the tensor it names (<c>Add(encoder.layer.0.output.dense.bias)</c> → <c>Add(…)</c>).</summary>
+    public static string RuleKind(string rule) => System.Text.RegularExpressions.Regex.Replace(rule, @"\([\w.]+\)", "(…)");
+
+    /// <summary>Where a resolved path came from: a Hugging Face cache snapshot (<c>…/models--ORG--NAME/snapshots/COMMIT</c>) or a local path.</summary>
+    static ModelSource SourceOf(string asked, string resolved)
+    {
+        var full = System.IO.Path.GetFullPath(resolved);
+        var dir = Directory.Exists(full) ? full : System.IO.Path.GetDirectoryName(full)!;
+        var commit = System.IO.Path.GetFileName(dir);
+        var snapshots = System.IO.Path.GetDirectoryName(dir);
+        var repo = snapshots is null ? null : System.IO.Path.GetDirectoryName(snapshots);
+        if (snapshots is not null && repo is not null && System.IO.Path.GetFileName(snapshots) == "snapshots"
+            && System.IO.Path.GetFileName(repo).StartsWith("models--", StringComparison.Ordinal))
+            return new ModelSource(asked, "hf cache", dir, commit);
+        return new ModelSource(full, File.Exists(full) ? "local file" : "local directory");
+    }
+
     /// <summary>The JSON <c>bert info --model --json</c> prints.</summary>
     public JsonObject ToJson() => new()
     {
@@ -155,6 +179,8 @@ public sealed class ModelInfo
         },
         ["config"] = JsonNode.Parse(Config.ToJson()),
         ["config_source"] = ConfigSource,
+        ["config_inferred"] = ConfigInferred,
+        ["name_rules"] = new JsonObject(NameRules.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)JsonValue.Create(kv.Value)))),
         ["parameters"] = new JsonObject(ParameterCounts.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)JsonValue.Create(kv.Value)))),
         ["checkpoint"] = new JsonObject
         {

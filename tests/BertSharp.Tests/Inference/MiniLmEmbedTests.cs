@@ -7,15 +7,13 @@ namespace BertSharp.Tests.Inference;
 
 /// <summary>
 /// `bert embed` on the shared all-MiniLM-L6-v2 ONNX file against ONNX Runtime's vectors (golden/ort_outputs.jsonl,
-/// one text per run). Needs the ONNX importer (issue 9 §1), which is developed on another branch: remove the Skip
-/// when it is merged.
+/// one text per run), loaded through the ONNX importer.
 /// </summary>
 public class MiniLmEmbedTests
 {
     const string Dir = "assets/models/all-MiniLM-L6-v2";
-    const string Pending = "needs the ONNX importer (issue 9 §1) to load model.onnx through ModelDirectory; un-skip after merging it";
 
-    [Fact(Skip = Pending)]
+    [AssetFact(Dir)]
     public void EmbedEqualsOnnxRuntimeOnGoldenTexts()
     {
         var dir = TestAssets.Path(Dir);
