@@ -21,6 +21,7 @@ public static class BertCli
             NspCommand.Create,
             PretrainCommand.Create,
             PretrainDemoCommand.Create,
+            SimilarityCommand.Create,
             TokenizeCommand.Create,
             VocabCommand.Create,
         })
