@@ -200,6 +200,7 @@ public class OnnxExportParityTests(ITestOutputHelper output)
     public void ActivationsMatchTorchSharp(string act, int opset)
     {
         using var scope = NewDisposeScope();
+        manual_seed(11);   // the inputs below are random: fix them so the check is repeatable
         var config = new BertConfig
         {
             VocabSize = 97, HiddenSize = 24, NumHiddenLayers = 2, NumAttentionHeads = 3, IntermediateSize = 40,
@@ -222,7 +223,9 @@ public class OnnxExportParityTests(ITestOutputHelper output)
         {
             var expected = model.forward(ids, types, mask);
             var o = RunOrt(path, ids, mask, types);
-            Check($"{act}/opset{opset} logits vs TorchSharp", MaxAbsDiff(o["logits"], expected, mask));
+            // The perturbed weights give logits in the tens: compare relative to their scale (float32 rounding scales too).
+            double scale = Math.Max(1.0, expected.abs().max().item<float>());
+            Check($"{act}/opset{opset} logits vs TorchSharp (relative to max |logit| {scale:F1})", MaxAbsDiff(o["logits"], expected, mask) / scale);
         }
     }
 }
