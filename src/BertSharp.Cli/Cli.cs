@@ -31,7 +31,7 @@ static class Cli
             var inner = e is TypeInitializationException { InnerException: not null } t ? t.InnerException! : e;
             Console.Error.WriteLine($"bert: error: {inner.Message}");
             if (parse.GetValue(VerboseOption)) Console.Error.WriteLine(inner);
-            return inner is ArgumentException or FileNotFoundException or DirectoryNotFoundException or FormatException ? 2 : 1;
+            return inner is ArgumentException or FileNotFoundException or DirectoryNotFoundException or FormatException or InvalidDataException ? 2 : 1;
         }
     }
 
