@@ -12,6 +12,7 @@ sealed class ModelOptions
     public readonly Option<int?> Threads = new("--threads") { Description = "Intra-op threads (default: all cores)" };
     public readonly Option<string> Device = new("--device") { Description = "cpu | cuda (needs the CUDA TorchSharp package)", DefaultValueFactory = _ => "cpu" };
     public readonly Option<bool> Json = new("--json") { Description = "Machine-readable JSON output" };
+    public readonly Option<bool> AllowMissing = new("--allow-missing") { Description = "Run even if encoder weights are missing from the checkpoint (they are randomly initialised)" };
 
     public void AddTo(Command command)
     {
@@ -20,6 +21,7 @@ sealed class ModelOptions
         command.Options.Add(Threads);
         command.Options.Add(Device);
         command.Options.Add(Json);
+        command.Options.Add(AllowMissing);
     }
 
     /// <summary>Applies threads/device/dtype and loads the pipeline; warns on stderr about missing weights.</summary>
@@ -29,7 +31,7 @@ sealed class ModelOptions
         var device = Runtime.ParseDevice(parse.GetValue(Device));
         var dtype = Runtime.ParseDType(parse.GetValue(DType));
         var dir = ModelResolver.Resolve(parse.GetValue(Model));
-        var pipeline = BertPipeline.Load(dir, dtype, device);
+        var pipeline = BertPipeline.Load(dir, dtype, device, parse.GetValue(AllowMissing) ? Checkpoints.LoadPolicy.AllowMissing : Checkpoints.LoadPolicy.Strict);
         if (pipeline.Report.Unexpected.Count > 0 && parse.GetValue(Cli.VerboseOption))
             Console.Error.WriteLine($"bert: note: {pipeline.Report.Unexpected.Count} checkpoint tensors unused: {string.Join(", ", pipeline.Report.Unexpected.Take(5))}");
         if (pipeline.Report.Missing.Count > 0)

@@ -96,6 +96,10 @@ public static partial class GoogleBertNames
                 if (from.TryGetValue(hf, out var other))
                     throw new InvalidDataException($"TF checkpoint '{reader.Prefix}': both '{other}' and '{info.Name}' map to '{hf}'");
                 from[hf] = info.Name;
+                if (info.DType is not (TfDataType.Float or TfDataType.Half or TfDataType.BFloat16 or TfDataType.Double))
+                    throw new InvalidDataException(
+                        $"TF checkpoint '{reader.Prefix}': tensor '{info.Name}' (for '{hf}') is stored as {info.DTypeName}, expected DT_FLOAT " +
+                        "(DT_HALF, DT_BFLOAT16 and DT_DOUBLE are converted); an integer tensor cannot be a weight");
                 var t = reader.ReadTensor(info.Name);
                 if (t.dtype != ScalarType.Float32)
                 {

@@ -83,11 +83,22 @@ public static class SafeTensors
         {
             throw new InvalidDataException($"safetensors file '{path}': the {headerLen}-byte header is not valid UTF-8 ({ex.Message})", ex);
         }
+        // The spec: the header begins with '{' and MAY be trailing-padded with spaces (0x20); nothing else may follow
+        // the JSON object, so a header length that is off by any amount is caught here or by the tiling check below.
+        if (headerLen == 0 || header[0] != (byte)'{')
+            throw new InvalidDataException($"safetensors file '{path}': expected the header to be a JSON object starting with '{{' at byte 8, found {(headerLen == 0 ? "an empty header" : $"byte 0x{header[0]:x2}")} (wrong header length or not safetensors)");
+        var jsonEnd = header.Length;
+        while (jsonEnd > 0 && header[jsonEnd - 1] == (byte)' ') jsonEnd--;
         JsonDocument doc;
-        try { doc = JsonDocument.Parse(header); }
+        try { doc = JsonDocument.Parse(header.AsMemory(0, jsonEnd)); }
         catch (JsonException ex)
         {
-            throw new InvalidDataException($"safetensors file '{path}': the {headerLen}-byte header is not valid JSON ({ex.Message})", ex);
+            throw new InvalidDataException($"safetensors file '{path}': the {headerLen}-byte header is not valid JSON ({ex.Message}; wrong header length?)", ex);
+        }
+        if (header[jsonEnd - 1] != (byte)'}')
+        {
+            doc.Dispose();
+            throw new InvalidDataException($"safetensors file '{path}': the {headerLen}-byte header has byte 0x{header[jsonEnd - 1]:x2} after its JSON object; expected only space (0x20) padding up to where the data begins");
         }
         using (doc)
         {
@@ -95,8 +106,11 @@ public static class SafeTensors
                 throw new InvalidDataException($"safetensors file '{path}': expected the header to be a JSON object, found {doc.RootElement.ValueKind}");
             var entries = new List<Entry>();
             var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
+            var seen = new HashSet<string>(StringComparer.Ordinal);
             foreach (var prop in doc.RootElement.EnumerateObject())
             {
+                if (!seen.Add(prop.Name))
+                    throw new InvalidDataException($"safetensors file '{path}': the header names '{prop.Name}' twice, expected each tensor once");
                 if (prop.Name == MetadataKey)
                 {
                     if (prop.Value.ValueKind == JsonValueKind.Null) continue;
@@ -138,7 +152,9 @@ public static class SafeTensors
             shape[i++] = dim;
         }
         var o = off.EnumerateArray().ToArray();
-        if (!o[0].TryGetInt64(out var begin) || !o[1].TryGetInt64(out var end) || begin < 0 || end < 0)
+        long begin = -1, end = -1;
+        if (o[0].ValueKind != JsonValueKind.Number || o[1].ValueKind != JsonValueKind.Number
+            || !o[0].TryGetInt64(out begin) || !o[1].TryGetInt64(out end) || begin < 0 || end < 0)
             throw new InvalidDataException($"{where}: data_offsets [{o[0].GetRawText()}, {o[1].GetRawText()}] are not non-negative integers");
         return new Entry(prop.Name, dt.GetString()!, shape, begin, end);
     }
@@ -157,14 +173,26 @@ public static class SafeTensors
             if (e.End - e.Begin != expected)
                 throw new InvalidDataException($"{where}: {e.DType} shape [{string.Join(", ", e.Shape)}] needs {expected} bytes but data_offsets [{e.Begin}, {e.End}] span {e.End - e.Begin}");
         }
+        // The spec: the byte buffer is entirely indexed, without holes. Sorted by begin, each tensor must start where
+        // the previous one ended, the first at 0 and the last must end at the end of the file.
         entries.Sort((a, b) => a.Begin != b.Begin ? a.Begin.CompareTo(b.Begin) : a.End.CompareTo(b.End));
-        for (var i = 1; i < entries.Count; i++)
+        long expectedBegin = 0;
+        for (var i = 0; i < entries.Count; i++)
         {
-            var p = entries[i - 1];
             var c = entries[i];
-            if (c.Begin < p.End)
-                throw new InvalidDataException($"safetensors file '{path}': tensors '{p.Name}' [{p.Begin}, {p.End}) and '{c.Name}' [{c.Begin}, {c.End}) overlap");
+            if (c.Begin < expectedBegin)
+            {
+                var p = entries[i - 1];
+                throw new InvalidDataException($"safetensors file '{path}': tensors '{p.Name}' [{p.Begin}, {p.End}) and '{c.Name}' [{c.Begin}, {c.End}) overlap; expected data_offsets that tile the data region");
+            }
+            if (c.Begin > expectedBegin)
+                throw new InvalidDataException(i == 0
+                    ? $"safetensors file '{path}', tensor '{c.Name}': data_offsets [{c.Begin}, {c.End}) leave bytes [0, {c.Begin}) of the data region unused; expected the first tensor to begin at 0"
+                    : $"safetensors file '{path}': a gap of {c.Begin - expectedBegin} bytes between tensors '{entries[i - 1].Name}' (ends at {expectedBegin}) and '{c.Name}' (begins at {c.Begin}); expected data_offsets that tile the data region");
+            expectedBegin = c.End;
         }
+        if (expectedBegin != dataLength)
+            throw new InvalidDataException($"safetensors file '{path}': the tensors cover {expectedBegin} bytes but the data region (file size - 8 - header length) is {dataLength} bytes; expected data_offsets that tile it exactly (wrong header length or trailing bytes?)");
     }
 
     /// <summary>The TorchSharp dtype of a safetensors dtype string.</summary>

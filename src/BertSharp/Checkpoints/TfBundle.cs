@@ -283,6 +283,7 @@ public sealed class TfBundleReader : IDisposable
 
         BundleHeader? header = null;
         var tensors = new List<TfTensorInfo>();
+        var names = new HashSet<string>(StringComparer.Ordinal);
         foreach (var (_, handle) in BlockEntries(indexBlock, path, "index"))
         {
             var hpos = 0;
@@ -294,10 +295,14 @@ public sealed class TfBundleReader : IDisposable
             {
                 if (key.Length == 0)
                 {
+                    if (header is not null)
+                        throw new InvalidDataException($"TF checkpoint index '{path}': two BundleHeaderProto entries under the empty key, expected one");
                     header = ParseHeader(value, path);
                     continue;
                 }
                 var name = Encoding.UTF8.GetString(key);
+                if (!names.Add(name))
+                    throw new InvalidDataException($"TF checkpoint index '{path}': tensor '{name}' has two entries, expected each key once (the index is corrupt)");
                 tensors.Add(ParseEntry(name, value, path));
             }
         }

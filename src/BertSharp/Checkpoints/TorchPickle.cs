@@ -73,6 +73,9 @@ public static class TorchPickle
             throw new InvalidDataException(
                 $"PyTorch checkpoint '{path}': expected a zip archive (starting with 'PK\\x03\\x04') as written by torch.save, found bytes {Hex(head.AsSpan(0, got))}");
         fs.Position = 0;
+        var what = $"PyTorch checkpoint '{path}'";
+        var unreadable = $"PyTorch checkpoint '{path}' is not a readable zip archive";
+        ZipChecks.ValidateEnd(fs, unreadable);
 
         ZipArchive zip;
         try { zip = new ZipArchive(fs, ZipArchiveMode.Read, leaveOpen: true); }
@@ -82,20 +85,21 @@ public static class TorchPickle
         }
         using (zip)
         {
-            var pklEntry = zip.Entries.FirstOrDefault(e => e.FullName == "data.pkl" || e.FullName.EndsWith("/data.pkl", StringComparison.Ordinal))
+            var entries = ZipChecks.Entries(zip, fs.Length, unreadable);
+            var pklEntry = entries.FirstOrDefault(e => e.FullName == "data.pkl" || e.FullName.EndsWith("/data.pkl", StringComparison.Ordinal))
                 ?? throw new InvalidDataException($"PyTorch checkpoint '{path}': the zip archive has no '<folder>/data.pkl' entry, so it was not written by torch.save");
             var prefix = pklEntry.FullName[..^"data.pkl".Length];
-            var byteOrder = zip.GetEntry(prefix + "byteorder");
+            var byteOrder = entries.FirstOrDefault(e => e.FullName == prefix + "byteorder");
             if (byteOrder is not null)
             {
-                var order = Encoding.ASCII.GetString(ReadEntry(byteOrder, path)).Trim();
+                var order = Encoding.ASCII.GetString(ZipChecks.ReadAll(byteOrder, what, 64)).Trim();
                 if (order != "little")
                     throw new InvalidDataException($"PyTorch checkpoint '{path}': byteorder is '{order}', only 'little' is supported");
             }
 
             var where = $"PyTorch checkpoint '{path}' ({pklEntry.FullName})";
             var storages = new Dictionary<string, StorageRef>(StringComparer.Ordinal);
-            var unpickler = new Unpickler(ReadEntry(pklEntry, path), where)
+            var unpickler = new Unpickler(ZipChecks.ReadAll(pklEntry, what, MaxPickleBytes), where)
             {
                 ResolveGlobal = ResolveGlobal,
                 Reduce = (f, a) => Reduce(f, a, where),
@@ -103,7 +107,7 @@ public static class TorchPickle
             };
             var root = unpickler.Load();
             var refs = CollectTensors(root, where);
-            return Materialize(zip, prefix, refs, path);
+            return Materialize(entries, prefix, refs, path);
         }
     }
 
@@ -215,7 +219,7 @@ public static class TorchPickle
         return list;
     }
 
-    static Dictionary<string, Tensor> Materialize(ZipArchive zip, string prefix, List<KeyValuePair<string, TensorRef>> refs, string path)
+    static Dictionary<string, Tensor> Materialize(IReadOnlyCollection<ZipArchiveEntry> zip, string prefix, List<KeyValuePair<string, TensorRef>> refs, string path)
     {
         var storageTensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
@@ -232,7 +236,10 @@ public static class TorchPickle
                     long last = r.Offset;
                     for (var i = 0; i < r.Shape.Length; i++)
                     {
-                        if (r.Stride[i] < 0) throw new InvalidDataException($"{where}: negative stride {r.Stride[i]}");
+                        // A stride only matters along a dimension of size > 1; there 0 (a broadcast view) or a negative
+                        // stride is not a layout a state dict has.
+                        if (r.Shape[i] > 1 && r.Stride[i] <= 0)
+                            throw new InvalidDataException($"{where}: stride {r.Stride[i]} for dimension {i} of size {r.Shape[i]} (size [{string.Join(", ", r.Shape)}], stride [{string.Join(", ", r.Stride)}]); expected a positive stride for every dimension larger than 1");
                         try { last = checked(last + (r.Shape[i] - 1) * r.Stride[i]); }
                         catch (OverflowException) { last = long.MaxValue; break; }
                     }
@@ -249,7 +256,7 @@ public static class TorchPickle
                 else
                 {
                     // A contiguous view keeps sharing the storage (as PyTorch does); any other layout is copied.
-                    view = storage.as_strided(r.Shape, r.Stride, r.Offset);
+                    view = storage.as_strided(r.Shape, r.Stride.Select((st, i) => r.Shape[i] == 1 ? Math.Max(st, 1) : st).ToArray(), r.Offset);
                     if (!view.is_contiguous())
                     {
                         var copy = view.contiguous();
@@ -274,40 +281,36 @@ public static class TorchPickle
         }
     }
 
-    static Tensor LoadStorage(ZipArchive zip, string prefix, StorageRef st, string path, string tensorName)
+    static Tensor LoadStorage(IReadOnlyCollection<ZipArchiveEntry> zip, string prefix, StorageRef st, string path, string tensorName)
     {
         var entryName = prefix + "data/" + st.Key;
-        var entry = zip.GetEntry(entryName)
+        var entry = zip.FirstOrDefault(e => e.FullName == entryName)
             ?? throw new InvalidDataException($"PyTorch checkpoint '{path}': storage '{entryName}' used by tensor '{tensorName}' is missing from the archive");
         var bytes = TensorMemory.ByteSize([st.Numel], st.DType, $"PyTorch checkpoint '{path}', storage '{entryName}'");
         if (entry.Length != bytes)
             throw new InvalidDataException($"PyTorch checkpoint '{path}': storage '{entryName}' is {entry.Length} bytes, expected {bytes} ({st.Numel} × {st.DType})");
+        Tensor? t = null;
+        uint crc = 0;
         try
         {
-            using var s = entry.Open();
-            return TensorMemory.Create([st.Numel], st.DType, (_, dst) => s.ReadExactly(dst));
+            ZipChecks.Read(entry, $"PyTorch checkpoint '{path}'",
+                (s, _) => t = TensorMemory.Create([st.Numel], st.DType, (_, dst) =>
+                {
+                    s.ReadExactly(dst);
+                    crc = ZipCrc32.Extend(crc, dst);
+                }),
+                () => crc);
+            return t!;
         }
-        catch (Exception ex) when (ex is InvalidDataException or EndOfStreamException or IOException)
+        catch
         {
-            throw new InvalidDataException($"PyTorch checkpoint '{path}': cannot read storage '{entryName}' (truncated or corrupt archive): {ex.Message}", ex);
+            t?.Dispose();
+            throw;
         }
     }
 
-    static byte[] ReadEntry(ZipArchiveEntry entry, string path)
-    {
-        if (entry.Length > int.MaxValue) throw new InvalidDataException($"PyTorch checkpoint '{path}': entry '{entry.FullName}' is too large ({entry.Length} bytes)");
-        try
-        {
-            using var s = entry.Open();
-            var buf = new byte[entry.Length];
-            s.ReadExactly(buf);
-            return buf;
-        }
-        catch (Exception ex) when (ex is InvalidDataException or EndOfStreamException or IOException)
-        {
-            throw new InvalidDataException($"PyTorch checkpoint '{path}': cannot read '{entry.FullName}' (truncated or corrupt archive): {ex.Message}", ex);
-        }
-    }
+    /// <summary>Largest data.pkl accepted (a BERT-large state dict's pickle is well under 1 MB).</summary>
+    const long MaxPickleBytes = 1L << 30;
 
     internal static string Hex(ReadOnlySpan<byte> b) => b.Length == 0 ? "(empty file)" : Convert.ToHexString(b);
 }

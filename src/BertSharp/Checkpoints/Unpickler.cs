@@ -299,6 +299,8 @@ internal sealed class Unpickler
     {
         if (bytes.Length == 0) return 0L;
         var v = new BigInteger(bytes, isUnsigned: false, isBigEndian: false);
-        return v >= long.MinValue && v <= long.MaxValue ? (long)v : v;
+        // (object) matters: without it the conditional's type is BigInteger and every LONG1 value (e.g. a storage of
+        // 2^31 elements or more) would reach the caller as a BigInteger instead of a long.
+        return v >= long.MinValue && v <= long.MaxValue ? (object)(long)v : v;
     }
 }

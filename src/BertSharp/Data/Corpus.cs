@@ -73,6 +73,8 @@ public sealed record CorpusSpec
             }
             else
             {
+                if (Directory.Exists(p))
+                    throw new FileNotFoundException($"corpus path {p} is a directory, expected a file; to read the *.txt files in a folder use --corpus-format dir", p);
                 if (!File.Exists(p)) throw new FileNotFoundException($"corpus file not found: {p}", p);
                 files.Add(Path.GetFullPath(p));
             }

@@ -23,6 +23,8 @@ internal sealed class Utf8LineReader : IDisposable
 
     public Utf8LineReader(string path, Action<long>? bytesRead = null)
     {
+        if (Directory.Exists(path))
+            throw new FileNotFoundException($"corpus path {path} is a directory, expected a file; to read the *.txt files in a folder use --corpus-format dir", path);
         if (!File.Exists(path)) throw new FileNotFoundException($"corpus file not found: {path}", path);
         _path = path;
         _stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan);

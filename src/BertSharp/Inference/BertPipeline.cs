@@ -41,11 +41,11 @@ public sealed class BertPipeline : IDisposable
         Device = device ?? CPU;
     }
 
-    public static BertPipeline Load(string modelDir, ScalarType dtype = ScalarType.Float32, Device? device = null)
+    public static BertPipeline Load(string modelDir, ScalarType dtype = ScalarType.Float32, Device? device = null, LoadPolicy? policy = null)
     {
         var dir = ModelDirectory.Open(modelDir);
         var tokenizer = dir.LoadTokenizer();
-        var (model, report) = dir.LoadModel(c => new BertForPreTraining(c), dtype, device);
+        var (model, report) = dir.LoadModel(c => new BertForPreTraining(c), dtype, device, policy: policy);
         return new BertPipeline(model, tokenizer, report, device);
     }
 

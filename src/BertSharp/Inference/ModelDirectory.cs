@@ -79,13 +79,17 @@ public sealed class ModelDirectory
         return tok;
     }
 
-    /// <summary>Loads the weights into a freshly built <typeparamref name="T"/> (init first, so missing heads are HF-initialised).</summary>
-    public (T Model, LoadReport Report) LoadModel<T>(Func<BertConfig, T> create, ScalarType dtype = ScalarType.Float32, Device? device = null, long seed = 42)
+    /// <summary>
+    /// Loads the weights into a freshly built <typeparamref name="T"/> (init first, so missing heads are HF-initialised).
+    /// <paramref name="policy"/> (default <see cref="LoadPolicy.Strict"/>) decides whether missing encoder weights are an error.
+    /// </summary>
+    public (T Model, LoadReport Report) LoadModel<T>(Func<BertConfig, T> create, ScalarType dtype = ScalarType.Float32, Device? device = null, long seed = 42, LoadPolicy? policy = null)
         where T : nn.Module
     {
         var model = create(Config);
         ModelUtils.InitWeights(model, Config, seed);
         var report = LoadWeightsInto(model);
+        (policy ?? LoadPolicy.Strict).Enforce(report, WeightsPath);
         ModelUtils.ToInferenceDType(model, dtype);
         if (device is not null && device.type != DeviceType.CPU) model.to(device);
         model.eval();

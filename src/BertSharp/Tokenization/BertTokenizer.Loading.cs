@@ -107,6 +107,16 @@ public sealed partial class BertTokenizer
     /// <exception cref="FormatException">a model other than WordPiece, unsupported normalizer/pre-tokenizer, ids that are not 0..n-1, missing special tokens.</exception>
     public static BertTokenizer FromTokenizerJson(string path)
     {
+        // JsonElement accessors throw FormatException / InvalidOperationException without naming the file.
+        try { return FromTokenizerJsonCore(path); }
+        catch (Exception e) when (e is InvalidOperationException or KeyNotFoundException or IndexOutOfRangeException || (e is FormatException && !e.Message.StartsWith(path, StringComparison.Ordinal)))
+        {
+            throw new FormatException($"{path}: unexpected value in tokenizer.json ({e.Message})", e);
+        }
+    }
+
+    static BertTokenizer FromTokenizerJsonCore(string path)
+    {
         if (!File.Exists(path)) throw new FileNotFoundException($"tokenizer.json not found: {path}", path);
         JsonDocument doc;
         try { doc = JsonDocument.Parse(TextFile.ReadAllText(path)); }
@@ -208,7 +218,8 @@ public sealed partial class BertTokenizer
             };
             var known = new HashSet<string> { o.UnkToken, o.ClsToken, o.SepToken, o.PadToken, o.MaskToken };
             o = o with { AdditionalSpecialTokens = special.Where(s => !known.Contains(s)).ToArray() };
-            return new BertTokenizer(vocab, o);
+            try { return new BertTokenizer(vocab, o); }
+            catch (ArgumentException e) { throw new FormatException($"{path}: {e.Message}", e); }
         }
     }
 }

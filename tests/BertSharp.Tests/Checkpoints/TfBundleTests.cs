@@ -82,7 +82,33 @@ public class TfBundleTests
             var sum = c.GetProperty("sum").GetDouble();
             var mine = values.Sum();
             Assert.True(Math.Abs(mine - sum) <= 1e-6 * Math.Max(1, Math.Abs(sum)), $"{fixture}/{name}: sum {mine} vs {sum}");
+            // Order matters too: Σ (i+1)·v_i of the reader's tensor against the same sum over the raw little-endian
+            // values at the manifest's shard/offset/size (read here without the reader), itself checked against the
+            // manifest's sum. A reader that permutes, transposes or reverses values passes the plain sum, not this.
+            var entry = fx.GetProperty("tensors").EnumerateArray().Single(e => e.GetProperty("name").GetString() == name);
+            var raw = RawValues(fixture, fx, entry);
+            Assert.True(Math.Abs(raw.Sum() - sum) <= 1e-6 * Math.Max(1, Math.Abs(sum)), $"{fixture}/{name}: raw sum {raw.Sum()} vs manifest {sum}");
+            Assert.Equal(raw.Length, values.Length);
+            double Weighted(double[] v) => v.Select((x, i) => (i + 1) * x).Sum();
+            var expectedWeighted = Weighted(raw);
+            Assert.True(Math.Abs(Weighted(values) - expectedWeighted) <= 1e-9 * Math.Max(1, Math.Abs(expectedWeighted)),
+                $"{fixture}/{name}: position-weighted sum {Weighted(values)} vs raw {expectedWeighted}");
         }
+    }
+
+    /// <summary>The values of a float/double tensor straight from its data shard, by the manifest's offset and size.</summary>
+    static double[] RawValues(string fixture, JsonElement fx, JsonElement entry)
+    {
+        var shards = fx.GetProperty("header").GetProperty("num_shards").GetInt32();
+        var shard = entry.GetProperty("shard").GetInt32();
+        var bytes = File.ReadAllBytes($"{Prefix(fixture)}.data-{shard:D5}-of-{shards:D5}")
+            .AsMemory((int)entry.GetProperty("offset").GetInt64(), (int)entry.GetProperty("size").GetInt64());
+        return entry.GetProperty("dtype_name").GetString() switch
+        {
+            "DT_FLOAT" => Enumerable.Range(0, bytes.Length / 4).Select(i => (double)System.Buffers.Binary.BinaryPrimitives.ReadSingleLittleEndian(bytes.Span.Slice(4 * i))).ToArray(),
+            "DT_DOUBLE" => Enumerable.Range(0, bytes.Length / 8).Select(i => System.Buffers.Binary.BinaryPrimitives.ReadDoubleLittleEndian(bytes.Span.Slice(8 * i))).ToArray(),
+            var other => throw new InvalidOperationException($"check tensor of dtype {other}"),
+        };
     }
 
     [AssetTheory(Manifest)]

@@ -15,6 +15,14 @@ static class CliHarness
             var (o, e) = (new StringWriter(), new StringWriter());
             Console.SetOut(o);
             Console.SetError(e);
+            // Spectre's static console binds to whatever Console.Out was when it was first used; point it at the capture.
+            var oldAnsi = Spectre.Console.AnsiConsole.Console;
+            Spectre.Console.AnsiConsole.Console = Spectre.Console.AnsiConsole.Create(new Spectre.Console.AnsiConsoleSettings
+            {
+                Out = new Spectre.Console.AnsiConsoleOutput(o),
+                Ansi = Spectre.Console.AnsiSupport.No,
+                ColorSystem = Spectre.Console.ColorSystemSupport.NoColors,
+            });
             try
             {
                 int exit = BertCli.Run(args);
@@ -22,6 +30,7 @@ static class CliHarness
             }
             finally
             {
+                Spectre.Console.AnsiConsole.Console = oldAnsi;
                 Console.SetOut(oldOut);
                 Console.SetError(oldErr);
             }

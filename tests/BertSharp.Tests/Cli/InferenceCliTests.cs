@@ -1,5 +1,8 @@
 using System.Text.Json;
+using BertSharp.Tests.Golden;
+using TorchSharp;
 using Xunit;
+using static TorchSharp.torch;
 
 namespace BertSharp.Tests.Cli;
 
@@ -23,18 +26,39 @@ public class InferenceCliTests
         var scores = preds.Select(p => p.GetProperty("score").GetDouble()).ToList();
         Assert.All(scores, s => Assert.InRange(s, 0, 1));
         Assert.Equal(scores.OrderByDescending(s => s), scores);
+        // The scores are HF's pipeline scores: softmax over the vocabulary of HF's logits at the mask (raw logits,
+        // a softmax over the top 5 only, or a log-softmax would all fail here).
+        var expected = GoldenSoftmaxAtMask("single_mask", preds.Select(p => p.GetProperty("id").GetInt32()).ToArray());
+        for (var i = 0; i < 5; i++) Assert.True(Math.Abs(scores[i] - expected[i]) <= 1e-6 + 1e-4 * expected[i], $"rank {i}: {scores[i]} vs HF {expected[i]}");
     }
 
-    [AssetFact(TestAssets.TinyRandom)]
-    public void NspJsonIsSoftmaxOfGoldenLogits()
+    /// <summary>softmax(HF's MLM logits at the case's first mask)[ids].</summary>
+    static double[] GoldenSoftmaxAtMask(string caseName, int[] ids)
     {
-        var (exit, stdout, stderr) = CliHarness.Run("nsp", "--model", Model, "--text-a", "The capital of France is [MASK].", "--text-b", "x", "--json");
+        using var logits = GoldenCase.Get(caseName).Load("mlm_logits_at_masked");
+        using var probs = logits[0].to_type(ScalarType.Float64).softmax(0);
+        return ids.Select(i => probs[i].item<double>()).ToArray();
+    }
+
+    [AssetTheory(TestAssets.TinyRandom)]
+    [InlineData("pair_is_next_masked")]
+    [InlineData("pair_not_next")]
+    public void NspJsonIsSoftmaxOfGoldenLogits(string caseName)
+    {
+        var golden = GoldenCase.Get(caseName);
+        var (a, b) = golden.Items[0];
+        var (exit, stdout, stderr) = CliHarness.Run("nsp", "--model", Model, "--text-a", a, "--text-b", b!, "--json");
         Assert.True(exit == 0, stderr);
         using var doc = JsonDocument.Parse(stdout);
         var logits = doc.RootElement.GetProperty("logits").EnumerateArray().Select(e => e.GetDouble()).ToArray();
         double p = doc.RootElement.GetProperty("is_next_probability").GetDouble();
+        // Against HF's logits for this pair, not the CLI's own.
+        using var hf = golden.Load("nsp_logits");
+        var expected = hf[0].data<float>().ToArray();
         Assert.Equal(2, logits.Length);
-        Assert.Equal(1 / (1 + Math.Exp(logits[1] - logits[0])), p, 6);
+        Assert.True(Math.Abs(logits[0] - expected[0]) <= 1e-4 && Math.Abs(logits[1] - expected[1]) <= 1e-4,
+            $"logits [{logits[0]}, {logits[1]}] vs HF [{expected[0]}, {expected[1]}]");
+        Assert.Equal(1 / (1 + Math.Exp(expected[1] - (double)expected[0])), p, 5);
     }
 
     [AssetFact(TestAssets.TinyRandom)]
@@ -56,6 +80,20 @@ public class InferenceCliTests
         var again = CliHarness.Run("pretrain-demo", "--model", Model, "--text-a", "the man went to the store to buy some milk",
             "--text-b", "he bought a gallon of milk and some bread", "--seed", "123", "--verbose");
         Assert.Equal(stdout, again.Out);
+        var json = CliHarness.Run("pretrain-demo", "--model", Model, "--text-a", "the man went to the store to buy some milk",
+            "--text-b", "he bought a gallon of milk and some bread", "--seed", "123", "--json");
+        Assert.True(json.Exit == 0, json.Err);
+        using var doc = JsonDocument.Parse(json.Out);
+        var root = doc.RootElement;
+        Assert.Equal(lines[0], string.Join(" ", root.GetProperty("masked_tokens").EnumerateArray().Select(t => t.GetString())));
+        var textPositions = lines.Where(l => l.Contains("actual: ")).ToList();
+        var jsonPositions = root.GetProperty("positions").EnumerateArray()
+            .Select(x => $"position {x.GetProperty("position").GetInt32()}: actual: {x.GetProperty("actual").GetString()} / pred: {x.GetProperty("predicted").GetString()}").ToList();
+        Assert.Equal(textPositions, jsonPositions);
+        Assert.Equal(int.Parse(m.Groups[1].Value), root.GetProperty("mlm_correct").GetInt32());
+        Assert.Equal(shown, root.GetProperty("mlm_total").GetInt32());
+        Assert.Equal(lines[^1] == "is_next_sentence = True", root.GetProperty("is_next_sentence").GetBoolean());
+        Assert.Equal(root.GetProperty("is_next_sentence").GetBoolean(), root.GetProperty("is_next_probability").GetDouble() >= 0.5);
     }
 
     [AssetFact(TestAssets.TinyRandom)]
@@ -112,7 +150,23 @@ public class CliTreeTests
     public void FillMaskTableOutputSucceeds()
     {
         // Regression: the table title contains "[MASK]", which Spectre markup must not parse as a style.
-        var (exit, _, stderr) = CliHarness.Run("fill-mask", "--model", TestAssets.Path(TestAssets.TinyRandom), "paris is the [MASK] of france.");
+        var model = TestAssets.Path(TestAssets.TinyRandom);
+        var (exit, stdout, stderr) = CliHarness.Run("fill-mask", "--model", model, "The capital of France is [MASK].");
         Assert.True(exit == 0, stderr);
+        Assert.Contains("[MASK] at position 6", stdout);
+        // The table's rows, in rank order, are the JSON output's predictions (HF's top 5 for this input).
+        var json = CliHarness.Run("fill-mask", "--model", model, "The capital of France is [MASK].", "--json");
+        using var doc = JsonDocument.Parse(json.Out);
+        var preds = doc.RootElement.GetProperty("masks")[0].GetProperty("predictions").EnumerateArray().ToList();
+        var rows = stdout.Split('\n').Select(l => l.Split('│', StringSplitOptions.TrimEntries)).Where(c => c.Length >= 5 && int.TryParse(c[1], out _)).ToList();
+        Assert.Equal(5, rows.Count);
+        for (var i = 0; i < 5; i++)
+        {
+            Assert.Equal((i + 1).ToString(), rows[i][1]);
+            Assert.Equal(preds[i].GetProperty("token").GetString(), rows[i][2]);
+            Assert.Equal(preds[i].GetProperty("id").GetInt32().ToString(), rows[i][3]);
+            Assert.Equal(preds[i].GetProperty("score").GetDouble().ToString("F4"), rows[i][4]);
+        }
+        Assert.Equal(new[] { "19926", "17270", "1655", "5981", "25039" }, rows.Select(r => r[3]));
     }
 }

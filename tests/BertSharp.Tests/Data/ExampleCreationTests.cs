@@ -147,7 +147,34 @@ public class ExampleCreationTests
         var corpus = new InMemoryTokenizedCorpus([[new[] { 5, 6, 7 }, new[] { 8, 9 }, new[] { 10 }]]);
         var examples = ExampleFactory.Create(corpus, DataTestUtil.Vocab(20), Nsp with { DupeFactor = 5 }).ToList();
         Assert.NotEmpty(examples);
-        Assert.All(examples, e => Assert.True(e.InputIds.Length <= 64));
+        // Every run of whole consecutive sentences (s..t) of the one document: what A and B may be.
+        int[][] sentences = [[5, 6, 7], [8, 9], [10]];
+        var runs = new Dictionary<string, (int First, int Last)>();
+        for (var first = 0; first < sentences.Length; first++)
+            for (var last = first; last < sentences.Length; last++)
+                runs[string.Join(",", sentences[first..(last + 1)].SelectMany(x => x))] = (first, last);
+        var labels = new HashSet<int>();
+        foreach (var e in examples)
+        {
+            var ids = e.InputIds;
+            Assert.True(ids.Length <= 64);
+            Assert.Equal(DataTestUtil.Cls, ids[0]);
+            Assert.Equal(DataTestUtil.Sep, ids[e.SegmentALength + 1]);
+            Assert.Equal(DataTestUtil.Sep, ids[^1]);
+            Assert.Equal(3, ids.Count(i => i is DataTestUtil.Cls or DataTestUtil.Sep));
+            var types = e.TokenTypeIds();
+            Assert.All(types.Take(e.SegmentALength + 2), t => Assert.Equal(0, t));
+            Assert.All(types.Skip(e.SegmentALength + 2), t => Assert.Equal(1, t));
+            var a = string.Join(",", ids[1..(e.SegmentALength + 1)]);
+            var b = string.Join(",", ids[(e.SegmentALength + 2)..^1]);
+            Assert.True(runs.TryGetValue(a, out var ra), $"A [{a}] is not whole consecutive sentences of the document");
+            Assert.True(runs.TryGetValue(b, out var rb), $"B [{b}] is not whole consecutive sentences of the document");
+            var label = Assert.IsType<int>(e.NextSentenceLabel);
+            labels.Add(label);
+            // "Is next": B is the sentences right after A. (Random B comes from the same document here: the only one.)
+            if (label == 0) Assert.Equal(ra.Last + 1, rb.First);
+        }
+        Assert.Equal(new[] { 0, 1 }, labels.Order());
     }
 
     [Fact]

@@ -71,7 +71,18 @@ public class TokenizeCommandTests
     {
         var (code, stdout, stderr) = Run("tokenize", "--vocab", TestAssets.Path(Vocab), "Hello world");
         Assert.True(code == 0, stderr);
-        Assert.Contains("hello", stdout);
-        Assert.Contains("7592", stdout);
+        // The data rows, in order: index, token, id, type, special, offsets, text.
+        var rows = stdout.Split('\n')
+            .Select(l => l.Split('│', StringSplitOptions.TrimEntries))
+            .Where(c => c.Length >= 8 && int.TryParse(c[1], out _))
+            .Select(c => string.Join("|", c[1..8]))
+            .ToList();
+        Assert.Equal(
+        [
+            "0|[CLS]|101|0|1|0-0|",
+            "1|hello|7592|0|0|0-5|Hello",
+            "2|world|2088|0|0|6-11|world",
+            "3|[SEP]|102|0|1|0-0|",
+        ], rows);
     }
 }

@@ -157,8 +157,39 @@ public class OptimizerTests
         var config = TinyPretraining.Config();
         using var model = TinyPretraining.Model(config);
         model.to(ScalarType.BFloat16);
-        using var opt = new AdamWOptimizer(model);
+        using var opt = new AdamWOptimizer(model, new AdamWOptions { WeightDecay = 0 });
         Assert.All(opt.Slots, s => Assert.Equal(ScalarType.Float32, s.Master!.dtype));
         Assert.Contains(opt.StateTensors(), kv => kv.Key == "master.bert.embeddings.word_embeddings.weight");
+
+        // One step with an lr far below bf16 resolution (weights ~0.02 have a bf16 spacing of ~1e-4; only values near 0
+        // can resolve it, ~5% here): an update
+        // applied to the bf16 weights themselves rounds away, so only fp32 masters can hold it.
+        const double lr = 1e-6;
+        var before = opt.Slots.ToDictionary(s => s.Name, s => s.Master!.clone());
+        var bf16Before = opt.Slots.ToDictionary(s => s.Name, s => s.Param.detach().clone());
+        {
+            using var scope = NewDisposeScope();
+            var g = new Generator(5);
+            Tensor loss = zeros(1);
+            foreach (var s in opt.Slots) loss = loss + (s.Param.to(ScalarType.Float32) * randn(s.Param.shape, generator: g)).sum();
+            loss.backward();
+        }
+        opt.Step(lr);
+        long moved = 0, total = 0, bf16Changed = 0;
+        foreach (var s in opt.Slots)
+        {
+            using var delta = (s.Master! - before[s.Name]).abs();
+            // Adam's first step moves every element with a gradient by about lr (grad-norm clipping does not change the direction).
+            moved += (delta > lr * 0.5).sum().item<long>();
+            total += delta.numel();
+            Assert.True(delta.max().item<float>() <= lr * 1.5, $"{s.Name}: a master moved by more than the step");
+            // The bf16 weights are exactly the masters rounded to bf16.
+            using var rounded = s.Master!.to(ScalarType.BFloat16);
+            Assert.True(s.Param.detach().eq(rounded).all().item<bool>(), $"{s.Name}: bf16 weights differ from master.to(bf16)");
+            bf16Changed += s.Param.detach().ne(bf16Before[s.Name]).sum().item<long>();
+        }
+        Assert.True(moved > total * 0.95, $"only {moved} of {total} fp32 master elements moved");
+        Assert.True(bf16Changed < total * 0.10, $"{bf16Changed} of {total} bf16 weights changed: the lr is not below bf16 resolution");
+        foreach (var t in before.Values.Concat(bf16Before.Values)) t.Dispose();
     }
 }

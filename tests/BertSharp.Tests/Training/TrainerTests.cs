@@ -203,5 +203,29 @@ public class TrainerTests(ITestOutputHelper log)
         var r = trainer.Run();
         log.WriteLine($"bf16 losses {r.StepLosses[0]:F3} → {r.StepLosses[^1]:F3}");
         Assert.True(r.StepLosses[^1] < r.StepLosses[0] - 0.5);
+
+        // The same training with an lr below bf16 resolution: the fp32 masters the trainer saves must have moved from
+        // the initial weights while the model's bf16 weights stay equal to master.to(bf16). A trainer that updated the
+        // bf16 weights directly would leave them (and masters copied from them) where they started.
+        var dir2 = TinyPretraining.TempDir("bf16-tiny-lr");
+        using var model2 = TinyPretraining.Model(config);
+        model2.to(ScalarType.BFloat16);
+        var initial = model2.named_parameters().ToDictionary(kv => kv.name, kv => kv.parameter.detach().to(ScalarType.Float32));
+        var trainer2 = new Trainer<PretrainingBatch>(new PretrainingTask(model2, config, tokenizer: null), TinyPretraining.Source(examples, 8, 1), null,
+            new TrainerOptions { Config = TinyPretraining.Train(steps: 4, batch: 8, lr: 1e-6) with { DType = Precision.BFloat16, Threads = 1, WarmupProportion = 0 }, OutputDir = dir2 });
+        var r2 = trainer2.Run();
+        var state = BertSharp.Inference.ModelDirectory.LoadTensors(Path.Combine(r2.LastCheckpoint!, Checkpoint.OptimizerFile));
+        long moved = 0, total = 0;
+        foreach (var (name, p) in model2.named_parameters())
+        {
+            if (BertSharp.Modeling.ModelUtils.IsTiedAlias(name)) continue;
+            var master = state["master." + name];
+            Assert.Equal(ScalarType.Float32, master.dtype);
+            Assert.True(p.detach().eq(master.to(ScalarType.BFloat16)).all().item<bool>(), $"{name}: bf16 weights differ from master.to(bf16)");
+            moved += (master - initial[name]).abs().gt(0).sum().item<long>();
+            total += master.numel();
+        }
+        Assert.True(moved > total / 2, $"only {moved} of {total} fp32 master elements moved");
+        foreach (var t in state.Values.Concat(initial.Values)) t.Dispose();
     }
 }
