@@ -297,7 +297,7 @@ public static class TorchPickle
                 (s, _) => t = TensorMemory.Create([st.Numel], st.DType, (_, dst) =>
                 {
                     s.ReadExactly(dst);
-                    crc = ZipCrc32.Extend(crc, dst);
+                    crc = Crc32.Zip.Extend(crc, dst);
                 }),
                 () => crc);
             return t!;

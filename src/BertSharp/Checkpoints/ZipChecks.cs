@@ -3,48 +3,6 @@ using System.IO.Compression;
 
 namespace BertSharp.Checkpoints;
 
-/// <summary>CRC-32 as zip uses it (ISO-HDLC, reflected polynomial 0xEDB88320), table-driven (slicing by 8).</summary>
-public static class ZipCrc32
-{
-    const uint Polynomial = 0xEDB88320u;
-    static readonly uint[] Table = BuildTable();
-
-    static uint[] BuildTable()
-    {
-        var t = new uint[8 * 256];
-        for (uint i = 0; i < 256; i++)
-        {
-            var c = i;
-            for (var k = 0; k < 8; k++) c = (c & 1) != 0 ? (c >> 1) ^ Polynomial : c >> 1;
-            t[i] = c;
-        }
-        for (var i = 0; i < 256; i++)
-            for (var s = 1; s < 8; s++)
-                t[s * 256 + i] = (t[(s - 1) * 256 + i] >> 8) ^ t[t[(s - 1) * 256 + i] & 0xff];
-        return t;
-    }
-
-    /// <summary>The CRC-32 of <paramref name="data"/>.</summary>
-    public static uint Compute(ReadOnlySpan<byte> data) => Extend(0, data);
-
-    /// <summary>Extends a running CRC-32 (as returned by <see cref="Compute"/>) with more bytes.</summary>
-    public static uint Extend(uint crc, ReadOnlySpan<byte> data)
-    {
-        var c = ~crc;
-        var t = Table;
-        while (data.Length >= 8)
-        {
-            var lo = BinaryPrimitives.ReadUInt32LittleEndian(data) ^ c;
-            var hi = BinaryPrimitives.ReadUInt32LittleEndian(data[4..]);
-            c = t[7 * 256 + (lo & 0xff)] ^ t[6 * 256 + ((lo >> 8) & 0xff)] ^ t[5 * 256 + ((lo >> 16) & 0xff)] ^ t[4 * 256 + (lo >> 24)]
-              ^ t[3 * 256 + (hi & 0xff)] ^ t[2 * 256 + ((hi >> 8) & 0xff)] ^ t[1 * 256 + ((hi >> 16) & 0xff)] ^ t[hi >> 24];
-            data = data[8..];
-        }
-        foreach (var b in data) c = t[(c ^ b) & 0xff] ^ (c >> 8);
-        return ~c;
-    }
-}
-
 /// <summary>
 /// Structural checks of a zip archive that <see cref="ZipArchive"/> does not make: the end-of-central-directory
 /// record (and its zip64 form) must be self-consistent, the central directory must end exactly where the end records
@@ -217,7 +175,7 @@ internal static class ZipChecks
             {
                 var n = s.Read(chunk, 0, (int)Math.Min(chunk.Length, entry.Length - total));
                 if (n == 0) throw new EndOfStreamException($"entry '{entry.FullName}' ends after {total} of its declared {entry.Length} bytes");
-                crc = ZipCrc32.Extend(crc, chunk.AsSpan(0, n));
+                crc = Crc32.Zip.Extend(crc, chunk.AsSpan(0, n));
                 buffer.Write(chunk, 0, n);
                 total += n;
             }

@@ -342,6 +342,22 @@ public class TfBundleTests
         Assert.Equal(0x12345678u, Crc32C.Unmask(Crc32C.Mask(0x12345678u)));
     }
 
+    /// <summary>The same engine with zip's polynomial: the standard check value, and agreement with the zip writer's CRCs.</summary>
+    [Fact]
+    public void ZipCrc32_KnownVectors()
+    {
+        Assert.Equal(0xCBF43926u, Crc32.Zip.Compute("123456789"u8));
+        Assert.Equal(0u, Crc32.Zip.Compute([]));
+        var data = Enumerable.Range(0, 1000).Select(i => (byte)(i * 13)).ToArray();
+        Assert.Equal(Crc32.Zip.Compute(data), Crc32.Zip.Extend(Crc32.Zip.Compute(data.AsSpan(0, 517)), data.AsSpan(517)));
+        using var ms = new MemoryStream();
+        using (var zip = new System.IO.Compression.ZipArchive(ms, System.IO.Compression.ZipArchiveMode.Create, leaveOpen: true))
+        using (var e = zip.CreateEntry("x", System.IO.Compression.CompressionLevel.NoCompression).Open()) e.Write(data);
+        ms.Position = 0;
+        using var read = new System.IO.Compression.ZipArchive(ms);
+        Assert.Equal(read.GetEntry("x")!.Crc32, Crc32.Zip.Compute(data));
+    }
+
     [Fact]
     public void Snappy_LiteralsAndOverlappingCopies()
     {
