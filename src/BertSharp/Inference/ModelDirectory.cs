@@ -42,7 +42,7 @@ public sealed class ModelDirectory
     public static ModelDirectory Open(string dir)
     {
         if (File.Exists(dir) && CheckpointFiles.DetectFormat(dir) == CheckpointFormat.Onnx)
-            return OpenOnnx(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(dir))!, dir);
+            return OpenOnnx(OnnxHome(dir), dir);
         if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"model directory not found: {dir}");
         var weights = CheckpointFiles.FindWeights(dir);
         if (weights is not null && CheckpointFiles.DetectFormat(weights) == CheckpointFormat.Onnx) return OpenOnnx(dir, weights);
@@ -50,6 +50,18 @@ public sealed class ModelDirectory
         if (weights is null)
             throw new FileNotFoundException($"{dir}: no weights found (looked for model.safetensors, pytorch_model.bin, sharded *.index.json, bert_model.ckpt.index, model.onnx, onnx/model.onnx)");
         return new ModelDirectory(dir, configPath, weights, BertConfig.Load(configPath));
+    }
+
+    /// <summary>
+    /// The directory that holds the tokenizer (and config) of an ONNX file: its own, or for a Hub repository's
+    /// <c>onnx/model.onnx</c> (tokenizer files at the repository root) the parent.
+    /// </summary>
+    static string OnnxHome(string onnxPath)
+    {
+        var own = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(onnxPath))!;
+        static bool HasTokenizer(string d) => File.Exists(System.IO.Path.Combine(d, "vocab.txt")) || File.Exists(System.IO.Path.Combine(d, "tokenizer.json"));
+        var parent = System.IO.Path.GetDirectoryName(own);
+        return !HasTokenizer(own) && System.IO.Path.GetFileName(own) == "onnx" && parent is not null && HasTokenizer(parent) ? parent : own;
     }
 
     static ModelDirectory OpenOnnx(string dir, string onnxPath)

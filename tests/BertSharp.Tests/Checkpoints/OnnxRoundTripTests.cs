@@ -185,4 +185,23 @@ public class OnnxRoundTripTests
         Assert.Contains(j.GetProperty("notes").EnumerateArray(), n => n.GetString()!.StartsWith("ONNX name recovery: 36 tensors by rule 'linear: MatMul", StringComparison.Ordinal));
         Assert.Equal(22_713_216, j.GetProperty("checkpoint").GetProperty("parameters").GetInt64());
     }
+
+    /// <summary>A Hub repository's layout (tokenizer and config at the root, the export in <c>onnx/model.onnx</c>) loads
+    /// from the repository directory and from the file path alike, with the same vectors as the plain directory.</summary>
+    [AssetFact(MiniLm)]
+    public void HubOnnxLayoutLoadsFromTheRootOrTheFile()
+    {
+        using var repo = new TempModelDir().Link(TestAssets.Path(MiniLm), "config.json", "vocab.txt", "tokenizer_config.json");
+        Directory.CreateDirectory(Path.Combine(repo.Path, "onnx"));
+        File.CreateSymbolicLink(Path.Combine(repo.Path, "onnx", "model.onnx"), TestAssets.Path(MiniLm + "/model.onnx"));
+        string[] texts = ["A man is playing guitar.", "BertSharp runs BERT in .NET."];
+        using var reference = Embedder.Load(TestAssets.Path(MiniLm));
+        var expected = reference.Embed(texts);
+        foreach (var model in new[] { repo.Path, Path.Combine(repo.Path, "onnx", "model.onnx") })
+        {
+            using var e = Embedder.Load(model);
+            var got = e.Embed(texts);
+            for (int i = 0; i < texts.Length; i++) Assert.Equal(expected[i], got[i]);
+        }
+    }
 }
