@@ -14,6 +14,7 @@ public static class BertCli
             // verbs: keep one line each, alphabetical
             ExportCommand.Create,
             FillMaskCommand.Create,
+            FinetuneCommand.Create,
             InfoCommand.Create,
             ModelsCommand.Create,
             NspCommand.Create,

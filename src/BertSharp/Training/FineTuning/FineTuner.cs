@@ -30,6 +30,30 @@ public sealed record FineTuneTaskConfig
 
     /// <summary>BERT fine-tuning defaults (Devlin et al.): lr 2e-5, 3 epochs, warm-up 0.1, batch 32, weight decay 0.01.</summary>
     public static TrainConfig DefaultTrain => new() { LearningRate = 2e-5, Epochs = 3, WarmupProportion = 0.1, BatchSize = 32, WeightDecay = 0.01 };
+
+    /// <summary>Every flag of <c>bert finetune</c>: task_cfg then train_cfg.</summary>
+    public static readonly Configuration.ConfigTable Table = new(Flags, TrainConfig.Flags);
+
+    /// <summary>The typed sections from a flag layer (<see cref="Table"/>) over <see cref="DefaultTrain"/>.</summary>
+    public static (FineTuneTaskConfig Task, TrainConfig Train) FromLayer(JsonObject layer)
+    {
+        var trainJson = JsonSerializer.SerializeToNode(DefaultTrain, TrainConfig.Json)!.AsObject();
+        if (layer["train_cfg"] is JsonObject t) foreach (var (k, v) in t) trainJson[k] = v?.DeepClone();
+        var taskJson = layer["task_cfg"] as JsonObject ?? new JsonObject();
+        T Read<T>(JsonObject o, string name)
+        {
+            try { return o.Deserialize<T>(TrainConfig.Json) ?? throw new FormatException($"{name}: empty"); }
+            catch (JsonException e) { throw new FormatException($"{name}: {e.Message}"); }
+        }
+        var task = Read<FineTuneTaskConfig>(taskJson, "task_cfg");
+        var train = Read<TrainConfig>(trainJson, "train_cfg");
+        if (task.Task.Length == 0) throw new ArgumentException("--task NAME is required");
+        if (task.Model.Length == 0) throw new ArgumentException("--model DIR is required");
+        if (task.Train.Length == 0) throw new ArgumentException("--train FILE is required");
+        if (task.MaxLength < 8) throw new ArgumentException($"--max-length must be at least 8 (got {task.MaxLength})");
+        train.Validate();
+        return (task, train);
+    }
 }
 
 /// <summary>
