@@ -159,4 +159,41 @@ public static class FineTuner
         }
         return new Result(result, scores, best, report);
     }
+
+    /// <summary>
+    /// Scores a fine-tuned model directory (config.json <c>architectures</c> names the task class) on a labelled
+    /// file of <paramref name="taskName"/> with the task's metrics (the same computation as the dev scores of a run).
+    /// </summary>
+    public static Dictionary<string, double> Evaluate(string modelDir, string taskName, string dataFile, int maxLength = 128, int batchSize = 32)
+    {
+        var spec = FineTuneTasks.Get(taskName);
+        if (spec.Kind == TaskKind.QuestionAnswering) throw new ArgumentException("squad evaluation is not wired in yet");
+        var dir = ModelDirectory.Open(modelDir);
+        var architecture = dir.Config.Architectures is [var a, ..] ? a
+            : throw new ArgumentException($"{dir.ConfigPath}: no 'architectures' entry; expected a fine-tuned task model");
+        if (architecture != FineTuneTask.ArchitectureFor(spec.Kind))
+            throw new ArgumentException($"{dir.ConfigPath}: the model is a {architecture}, task '{spec.Name}' needs a {FineTuneTask.ArchitectureFor(spec.Kind)}");
+        var tokenizer = dir.LoadTokenizer();
+        var (model, _) = dir.LoadModel(c => BertTaskModels.Create(architecture, c));
+        using var _m = model;
+        var labels = dir.Config.Labels;
+        if (spec.Kind == TaskKind.TokenClassification)
+        {
+            var set = TaskData.ReadTokens(spec, dataFile);
+            var refs = set.TagIds(labels);
+            var feats = TokenFeaturizer.Featurize(tokenizer, set.Examples, refs, new TokenFeatureOptions { MaxLength = maxLength });
+            var (logits, _) = FineTuneTask.Predict(model, feats, tokenizer.PadId, spec.Kind, batchSize);
+            var words = TokenFeaturizer.WordLogits(feats, logits, set.Examples.Select(e => e.Words.Length).ToArray());
+            return TaskScores.Tokens(spec, TokenFeaturizer.WordPredictions(words), refs, labels);
+        }
+        var text = TaskData.ReadText(spec, dataFile);
+        if (spec.Labels is { } fixedLabels && !fixedLabels.SequenceEqual(labels))
+            throw new ArgumentException($"{dir.ConfigPath}: id2label ({string.Join(", ", labels)}) is not task '{spec.Name}''s ({string.Join(", ", fixedLabels)})");
+        var tf = TextFeaturizer.Featurize(tokenizer, text.Examples, new TextFeatureOptions { MaxLength = maxLength });
+        var (rows, _) = FineTuneTask.Predict(model, tf, tokenizer.PadId, spec.Kind, batchSize);
+        var byExample = WindowAggregation.MeanByExample(tf, rows.Select(l => l[0]).ToArray(), text.Count);
+        if (spec.Kind == TaskKind.Regression)
+            return TaskScores.Regression(byExample.Select(l => (double)l[0]).ToArray(), text.Examples.Select(e => (double)e.Score!.Value).ToArray());
+        return TaskScores.Classification(spec, byExample.Select(l => WindowAggregation.ArgMax(l)).ToArray(), text.Examples.Select(e => e.Label!.Value).ToArray());
+    }
 }

@@ -47,6 +47,10 @@ public class FineTunerTests
             // Restarting from the fine-tuned directory restores the head (nothing newly initialised).
             var (_, report) = best.LoadModel(c => new BertForSequenceClassification(c));
             Assert.True(report.IsComplete);
+            // Evaluating the saved directory reproduces the run's dev scores.
+            var again = FineTuner.Evaluate(result.BestDir, "sst2", tsv, maxLength: 32);
+            Assert.Equal(result.DevScores["accuracy"], again["accuracy"]);
+            Assert.Equal(result.DevScores["f1_macro"], again["f1_macro"]);
         }
         finally
         {
