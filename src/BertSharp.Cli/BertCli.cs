@@ -14,8 +14,10 @@ public static class BertCli
             // verbs: keep one line each, alphabetical
             ConvertCommand.Create,
             EmbedCommand.Create,
+            EvalCommand.Create,
             ExportCommand.Create,
             FillMaskCommand.Create,
+            FinetuneCommand.Create,
             InfoCommand.Create,
             ModelsCommand.Create,
             NspCommand.Create,

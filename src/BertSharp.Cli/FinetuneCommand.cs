@@ -1,0 +1,29 @@
+using System.CommandLine;
+using BertSharp.Inference;
+using BertSharp.Training;
+using BertSharp.Training.FineTuning;
+
+namespace BertSharp.Cli;
+
+/// <summary><c>bert finetune</c>: fine-tune a model directory on a task. All logic is in <see cref="FineTuner"/>.</summary>
+public static class FinetuneCommand
+{
+    public static Command Create()
+    {
+        var flags = new ConfigFlags(FineTuneTaskConfig.Table);
+        var output = new Option<string?>("--output", "-o") { Description = "Output directory (checkpoints, metrics, best/)", HelpName = "DIR" };
+        var cmd = new Command("finetune", "Fine-tune a BERT model on a classification, regression or tagging task");
+        flags.AddTo(cmd);
+        cmd.Options.Add(output);
+        cmd.SetAction(parse => Cli.Run(parse, () =>
+        {
+            var (task, train) = FineTuneTaskConfig.FromLayer(flags.ToLayer(parse));
+            var outDir = parse.GetValue(output) ?? throw new ArgumentException("--output DIR is required");
+            Runtime.SetThreads(train.Threads);
+            using var cancel = new ConsoleCancellation();
+            var result = TrainingConsole.Run(observer => FineTuner.Run(task, train, outDir, [observer], observer.OnMessage, cancel.Token));
+            return result.Training.Interrupted ? 130 : 0;
+        }));
+        return cmd;
+    }
+}
