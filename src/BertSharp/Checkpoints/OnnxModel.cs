@@ -132,47 +132,25 @@ public sealed class OnnxTensor
         ? BitConverter.Int32BitsToSingle(bits << 16)
         : (float)BitConverter.UInt16BitsToHalf(bits);
 
+    /// <summary>Raw little-endian data as a tensor: floats widened to float32, integers and bools to int64.</summary>
     Tensor FromRaw(ReadOnlySpan<byte> raw, long[] shape)
     {
-        switch (DataType)
+        var (stored, target) = DataType switch
         {
-            case OnnxDataType.Float: return TensorMemory.FromBytes(raw, shape, ScalarType.Float32);
-            case OnnxDataType.Float16:
-            case OnnxDataType.BFloat16:
-            {
-                using var h = TensorMemory.FromBytes(raw, shape, DataType == OnnxDataType.Float16 ? ScalarType.Float16 : ScalarType.BFloat16);
-                return h.to(ScalarType.Float32);
-            }
-            case OnnxDataType.Double:
-            {
-                using var d = TensorMemory.FromBytes(raw, shape, ScalarType.Float64);
-                return d.to(ScalarType.Float32);
-            }
-            case OnnxDataType.Int64: return TensorMemory.FromBytes(raw, shape, ScalarType.Int64);
-            case OnnxDataType.Int32:
-            {
-                using var i = TensorMemory.FromBytes(raw, shape, ScalarType.Int32);
-                return i.to(ScalarType.Int64);
-            }
-            case OnnxDataType.Int8:
-            {
-                using var i = TensorMemory.FromBytes(raw, shape, ScalarType.Int8);
-                return i.to(ScalarType.Int64);
-            }
-            case OnnxDataType.UInt8:
-            case OnnxDataType.Bool:
-            {
-                using var i = TensorMemory.FromBytes(raw, shape, ScalarType.Byte);
-                return i.to(ScalarType.Int64);
-            }
-            case OnnxDataType.Int16:
-            {
-                using var i = TensorMemory.FromBytes(raw, shape, ScalarType.Int16);
-                return i.to(ScalarType.Int64);
-            }
-            default:
-                throw Error("BertSharp does not read this data type");
-        }
+            OnnxDataType.Float => (ScalarType.Float32, ScalarType.Float32),
+            OnnxDataType.Float16 => (ScalarType.Float16, ScalarType.Float32),
+            OnnxDataType.BFloat16 => (ScalarType.BFloat16, ScalarType.Float32),
+            OnnxDataType.Double => (ScalarType.Float64, ScalarType.Float32),
+            OnnxDataType.Int64 => (ScalarType.Int64, ScalarType.Int64),
+            OnnxDataType.Int32 => (ScalarType.Int32, ScalarType.Int64),
+            OnnxDataType.Int16 => (ScalarType.Int16, ScalarType.Int64),
+            OnnxDataType.Int8 => (ScalarType.Int8, ScalarType.Int64),
+            OnnxDataType.UInt8 or OnnxDataType.Bool => (ScalarType.Byte, ScalarType.Int64),
+            _ => throw Error("BertSharp does not read this data type"),
+        };
+        var t = TensorMemory.FromBytes(raw, shape, stored);
+        if (stored == target) return t;
+        using (t) return t.to(target);
     }
 
     Tensor ReadExternal(long[] shape)
