@@ -1,34 +1,43 @@
 using System.CommandLine;
-using System.Diagnostics;
 using BertSharp.Inference;
 using Spectre.Console;
 using Spectre.Console.Rendering;
 
 namespace BertSharp.Cli;
 
-/// <summary><c>bert embed</c>: one sentence vector per input line, written as .npy or .jsonl.</summary>
+/// <summary><c>bert embed</c>: one sentence vector per input text, streamed into .npy, .jsonl or .csv.</summary>
 static class EmbedCommand
 {
     public static Command Create()
     {
         var m = new ModelOptions();
-        var input = new Option<string>("--input") { Description = "UTF-8 text file, one text per line (an empty line is the empty text)", Required = true };
-        var output = new Option<string>("--output") { Description = "OUT.npy (float32 [N, H], C order) or OUT.jsonl ({\"index\", \"embedding\"} per line)", Required = true };
+        var input = new Option<string>("--input") { Description = "Texts: a UTF-8 text file (one per line), .jsonl (with --field), .csv or .tsv (with --column)", Required = true };
+        var field = new Option<string?>("--field") { Description = "The JSONL string field holding the text" };
+        var column = new Option<string?>("--column") { Description = "The CSV/TSV header column holding the text" };
+        var output = new Option<string>("--output") { Description = "OUT.npy (float32 [N, H], C order), OUT.jsonl ({\"index\", \"embedding\"} per line) or OUT.csv (e0…e{H-1})", Required = true };
         var pooling = new Option<string?>("--pooling") { Description = "mean | cls | max | pooler (default: the model's sentence-transformers pooling, else mean)" };
+        var layer = new Option<string>("--layer") { Description = "Hidden states to pool: -1 (last), -2, …, or avg-last-4", DefaultValueFactory = _ => "-1" };
         var normalize = new Option<bool>("--normalize") { Description = "L2-normalise every vector (default: on when modules.json lists a Normalize module)" };
         var noNormalize = new Option<bool>("--no-normalize") { Description = "Do not normalise, even when the model's modules.json would" };
         var batch = new Option<int>("--batch-size") { Description = "Texts per forward pass", DefaultValueFactory = _ => 32 };
-        var maxLength = new Option<int?>("--max-length") { Description = "Tokens per text incl. [CLS]/[SEP]; longer texts are cut and counted (default: the model's)" };
-        var cmd = new Command("embed", "Sentence embeddings: one vector per input line (mean/cls/max/pooler pooling), as .npy or .jsonl");
-        foreach (var o in new Option[] { input, output, pooling, normalize, noNormalize, batch, maxLength }) cmd.Options.Add(o);
+        var chunk = new Option<int>("--chunk-size") { Description = "Texts read, length-sorted and written at a time (memory bound)", DefaultValueFactory = _ => EmbeddingJob.DefaultChunkSize };
+        var maxLength = new Option<int?>("--max-length") { Description = "Tokens per text incl. [CLS]/[SEP]; longer texts are cut and counted, or windowed with --stride (default: the model's)" };
+        var stride = new Option<int?>("--stride") { Description = "Split long texts into --max-length windows overlapping by this many tokens and average them (token-weighted) instead of cutting" };
+        var cmd = new Command("embed", "Sentence embeddings: one vector per input text (mean/cls/max/pooler pooling), streamed into .npy, .jsonl or .csv");
+        foreach (var o in new Option[] { input, field, column, output, pooling, layer, normalize, noNormalize, batch, chunk, maxLength, stride }) cmd.Options.Add(o);
         m.AddTo(cmd);
         cmd.SetAction(parse => Cli.Run(parse, () =>
         {
             var outPath = parse.GetValue(output)!;
+            var inPath = parse.GetValue(input)!;
             EmbeddingFiles.FormatOf(outPath);   // refuse an unknown extension before any work
             if (parse.GetValue(normalize) && parse.GetValue(noNormalize)) throw new ArgumentException("give --normalize or --no-normalize, not both");
             if (parse.GetValue(batch) < 1) throw new ArgumentException($"--batch-size must be at least 1 (got {parse.GetValue(batch)})");
-            var texts = EmbeddingFiles.ReadTexts(parse.GetValue(input)!);
+            if (parse.GetValue(chunk) < 1) throw new ArgumentException($"--chunk-size must be at least 1 (got {parse.GetValue(chunk)})");
+            if (parse.GetValue(stride) is not null && parse.GetValue(maxLength) is null) throw new ArgumentException("--stride needs --max-length (the window size)");
+            string? f = parse.GetValue(field), c = parse.GetValue(column);
+            TextInputs.Validate(inPath, f, c);
+            var layerValue = EmbeddingLayer.Parse(parse.GetValue(layer)!);
             Runtime.SetThreads(parse.GetValue(m.Threads));
             var options = new EmbedderOptions
             {
@@ -38,56 +47,77 @@ static class EmbedCommand
                 MaxLength = parse.GetValue(maxLength),
                 DType = Runtime.ParseDType(parse.GetValue(m.DType)),
                 Device = Runtime.ParseDevice(parse.GetValue(m.Device)),
+                Layer = layerValue,
+                Stride = parse.GetValue(stride),
             };
             using var embedder = Embedder.Load(parse.GetValue(m.Model) ?? "", options);
             if (parse.GetValue(Cli.VerboseOption)) foreach (var line in embedder.Settings) Console.Error.WriteLine($"bert: {line}");
-            var clock = Stopwatch.StartNew();
-            var result = RunWithProgress(embedder, texts);
-            EmbeddingFiles.Write(outPath, result.Vectors, embedder.Dimensions);
-            double seconds = clock.Elapsed.TotalSeconds;
-            double rate = texts.Count / Math.Max(seconds, 1e-9);
+            using var cts = new CancellationTokenSource();
+            ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; cts.Cancel(); };
+            Console.CancelKeyPress += onCancel;
+            EmbeddingJobReport r;
+            try
+            {
+                r = RunWithProgress(embedder, inPath, f ?? c, outPath, parse.GetValue(chunk), cts.Token);
+            }
+            finally
+            {
+                Console.CancelKeyPress -= onCancel;
+            }
+            double rate = r.Rows / Math.Max(r.Seconds, 1e-9);
             var pool = embedder.Pooling.ToString().ToLowerInvariant();
             if (parse.GetValue(m.Json))
             {
                 Cli.WriteJson(new
                 {
                     output = Path.GetFullPath(outPath),
-                    rows = texts.Count,
+                    rows = r.Rows,
                     dimensions = embedder.Dimensions,
                     pooling = pool,
+                    layer = embedder.Layer.ToString(),
                     normalize = embedder.Normalize,
                     max_length = embedder.MaxLength,
-                    truncated = result.Truncated.Count,
-                    tokens = result.Tokens,
-                    seconds,
+                    stride = embedder.Stride,
+                    truncated = r.Truncated,
+                    windowed = r.Windowed,
+                    windows = r.Windows,
+                    tokens = r.Tokens,
+                    seconds = r.Seconds,
                     texts_per_second = rate,
                 });
                 return 0;
             }
-            Console.WriteLine($"wrote {texts.Count} × {embedder.Dimensions} embeddings to {outPath} " +
-                              $"({pool} pooling{(embedder.Normalize ? ", L2-normalised" : "")}) in {seconds:F2} s ({rate:F1} texts/s)");
-            if (result.Truncated.Count > 0)
-                Console.Error.WriteLine($"bert: note: {result.Truncated.Count} of {texts.Count} texts were longer than {embedder.MaxLength} tokens and were cut " +
-                                        $"(first: line {result.Truncated[0] + 1}); --max-length sets the limit");
+            Console.WriteLine($"wrote {r.Rows} × {embedder.Dimensions} embeddings to {outPath} " +
+                              $"({pool} pooling{(embedder.Layer.IsLast ? "" : $" of layer {embedder.Layer}")}{(embedder.Normalize ? ", L2-normalised" : "")}) in {r.Seconds:F2} s ({rate:F1} texts/s)");
+            if (r.Truncated > 0)
+                Console.Error.WriteLine($"bert: note: {r.Truncated} of {r.Rows} texts were longer than {embedder.MaxLength} tokens and were cut " +
+                                        $"(first: line {r.FirstTruncatedLine}); --max-length sets the limit, --stride windows them instead");
+            if (r.Windowed > 0)
+                Console.Error.WriteLine($"bert: note: {r.Windowed} of {r.Rows} texts were longer than {embedder.MaxLength} tokens and were split into {r.Windows} windows " +
+                                        $"(overlap {embedder.Stride}), averaged token-weighted");
             return 0;
         }));
         return cmd;
     }
 
-    /// <summary>Embeds with a progress bar (texts/s, ETA) on stderr when it is a terminal.</summary>
-    static EmbeddingResult RunWithProgress(Embedder embedder, List<string> texts)
+    /// <summary>Streams the input through the embedder, with a progress bar (texts/s, ETA) on stderr when it is a terminal.</summary>
+    static EmbeddingJobReport RunWithProgress(Embedder embedder, string inPath, string? key, string outPath, int chunk, CancellationToken ct)
     {
-        if (Console.IsErrorRedirected || texts.Count == 0) return embedder.EmbedWithReport(texts);
+        var records = TextInputs.Read(inPath, TextInputs.FormatOf(inPath) == TextInputFormat.Jsonl ? key : null,
+            TextInputs.FormatOf(inPath) is TextInputFormat.Csv or TextInputFormat.Tsv ? key : null);
+        if (Console.IsErrorRedirected) return EmbeddingJob.Run(embedder, records, outPath, chunk, null, ct);
+        long total = TextInputs.Count(inPath, TextInputs.FormatOf(inPath) == TextInputFormat.Jsonl ? key : null,
+            TextInputs.FormatOf(inPath) is TextInputFormat.Csv or TextInputFormat.Tsv ? key : null);   // a cheap streaming pass, for the ETA
         var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
-        EmbeddingResult? result = null;
+        EmbeddingJobReport? result = null;
         console.Progress()
             .AutoClear(false)
             .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new TextsPerSecondColumn(),
                 new ElapsedTimeColumn(), new RemainingTimeColumn())
             .Start(ctx =>
             {
-                var task = ctx.AddTask("embedding", maxValue: texts.Count);
-                result = embedder.EmbedWithReport(texts, n => task.Increment(n));
+                var task = ctx.AddTask("embedding", maxValue: Math.Max(total, 1));
+                result = EmbeddingJob.Run(embedder, records, outPath, chunk, n => task.Increment(n), ct);
                 task.Value = task.MaxValue;
             });
         return result!;

@@ -31,13 +31,56 @@ public sealed record EmbedderOptions
 
     /// <summary>Where the model runs (default CPU).</summary>
     public Device? Device { get; init; }
+
+    /// <summary>Which hidden states are pooled: the last layer (default), an earlier one, or the average of the last four.</summary>
+    public EmbeddingLayer Layer { get; init; } = EmbeddingLayer.Last;
+
+    /// <summary>
+    /// Null (default): texts longer than <see cref="MaxLength"/> are cut. A number S: they are split into windows of
+    /// MaxLength tokens ([CLS] + MaxLength−2 text tokens + [SEP]) that overlap by S text tokens, and the window
+    /// vectors are averaged weighted by their token counts (before normalisation).
+    /// </summary>
+    public int? Stride { get; init; }
+}
+
+/// <summary>
+/// Which hidden states <see cref="Embedder"/> pools: <c>-1</c> the last layer, <c>-2</c> the one before, …,
+/// <c>-(L+1)</c> the embeddings output (as Hugging Face's <c>hidden_states[k]</c>); or <c>avg-last-4</c>, the
+/// element-wise mean of the last four layers' outputs.
+/// </summary>
+public readonly record struct EmbeddingLayer(int Index, int AverageLast)
+{
+    public static EmbeddingLayer Last => new(-1, 0);
+
+    public static EmbeddingLayer AverageOfLast4 => new(0, 4);
+
+    public bool IsLast => AverageLast == 0 && Index == -1;
+
+    public static EmbeddingLayer Parse(string text)
+    {
+        var t = text.Trim().ToLowerInvariant();
+        if (t == "avg-last-4") return AverageOfLast4;
+        if (int.TryParse(t, System.Globalization.NumberStyles.AllowLeadingSign, System.Globalization.CultureInfo.InvariantCulture, out var k) && k < 0)
+            return new(k, 0);
+        throw new ArgumentException($"--layer '{text}' is not supported (expected -1 for the last layer, -2, -3, … for earlier ones, or avg-last-4)");
+    }
+
+    public override string ToString() => AverageLast > 0 ? $"avg-last-{AverageLast}" : Index.ToString(System.Globalization.CultureInfo.InvariantCulture);
 }
 
 /// <summary>Vectors of one <see cref="Embedder.EmbedWithReport"/> call, in input order.</summary>
 /// <param name="Vectors">row i belongs to text i</param>
 /// <param name="Truncated">indices of the texts that were cut to <see cref="Embedder.MaxLength"/> tokens</param>
 /// <param name="Tokens">tokens fed to the model, [CLS]/[SEP] included, padding excluded</param>
-public sealed record EmbeddingResult(float[][] Vectors, IReadOnlyList<int> Truncated, long Tokens);
+public sealed record EmbeddingResult(float[][] Vectors, IReadOnlyList<int> Truncated, long Tokens)
+{
+    /// <summary>With <see cref="EmbedderOptions.Stride"/>: the texts that were longer than MaxLength, each split into
+    /// windows instead of cut (<see cref="Truncated"/> is then empty).</summary>
+    public IReadOnlyList<int> Windowed { get; init; } = [];
+
+    /// <summary>Windows the <see cref="Windowed"/> texts were split into, in all.</summary>
+    public long Windows { get; init; }
+}
 
 /// <summary>
 /// Sentence embeddings from any BERT encoder <see cref="ModelDirectory.Open"/> accepts: tokenise, sort by length,
@@ -60,6 +103,10 @@ public sealed class Embedder : IEmbeddingGenerator<string, Embedding<float>>
     public int BatchSize { get; }
     public Device Device { get; }
     public ScalarType DType { get; }
+    public EmbeddingLayer Layer { get; }
+
+    /// <summary>Overlap of windows for long texts (null: long texts are cut).</summary>
+    public int? Stride { get; }
 
     /// <summary>Vector length (the model's hidden size).</summary>
     public int Dimensions => _model.Config.HiddenSize;
@@ -79,7 +126,7 @@ public sealed class Embedder : IEmbeddingGenerator<string, Embedding<float>>
     public EmbeddingGeneratorMetadata Metadata { get; }
 
     Embedder(BertModel model, BertTokenizer tokenizer, string modelId, string modelPath, EmbeddingPooling pooling, bool normalize,
-        int maxLength, int batchSize, Device device, ScalarType dtype, IReadOnlyList<string> settings)
+        int maxLength, int batchSize, Device device, ScalarType dtype, IReadOnlyList<string> settings, EmbeddingLayer layer, int? stride)
     {
         _model = model;
         Tokenizer = tokenizer;
@@ -92,6 +139,8 @@ public sealed class Embedder : IEmbeddingGenerator<string, Embedding<float>>
         Device = device;
         DType = dtype;
         Settings = settings;
+        Layer = layer;
+        Stride = stride;
         Metadata = new EmbeddingGeneratorMetadata("BertSharp", null, modelId, model.Config.HiddenSize);
     }
 
@@ -131,6 +180,19 @@ public sealed class Embedder : IEmbeddingGenerator<string, Embedding<float>>
         else if (TokenizerMaxLength(path) is { } tokMax && tokMax <= maxPos) (maxLength, maxSource) = (tokMax, "from tokenizer_config.json");
         else (maxLength, maxSource) = (maxPos, "max_position_embeddings");
         settings.Add($"max length {maxLength} ({maxSource})");
+        var layer = options.Layer;
+        int layers = dir.Config.NumHiddenLayers;
+        if (layer.AverageLast > layers || (layer.AverageLast == 0 && (layer.Index >= 0 || -layer.Index > layers + 1)))
+            throw new ArgumentException($"--layer {layer}: the model has {layers} layers (hidden states -1 … -{layers + 1}, -{layers + 1} being the embeddings output)");
+        if (!layer.IsLast && pooling == EmbeddingPooling.Pooler)
+            throw new ArgumentException($"pooling 'pooler' reads the last layer; it cannot be combined with --layer {layer}");
+        settings.Add($"layer {layer}");
+        if (options.Stride is { } stride)
+        {
+            if (stride < 0 || stride >= maxLength - 2)
+                throw new ArgumentException($"--stride {stride}: the overlap must be at least 0 and below the {maxLength - 2} text tokens of a window (max length {maxLength} minus [CLS]/[SEP])");
+            settings.Add($"long texts: windows of {maxLength} tokens overlapping by {stride}, averaged token-weighted");
+        }
 
         var tokenizer = dir.LoadTokenizer();
         var device = options.Device ?? CPU;
@@ -154,7 +216,7 @@ public sealed class Embedder : IEmbeddingGenerator<string, Embedding<float>>
             throw;
         }
         var id = string.IsNullOrWhiteSpace(modelPathOrId) ? path : modelPathOrId;
-        return new Embedder(model, tokenizer, id, path, pooling, normalize, maxLength, options.BatchSize, device, options.DType, settings);
+        return new Embedder(model, tokenizer, id, path, pooling, normalize, maxLength, options.BatchSize, device, options.DType, settings, layer, options.Stride);
     }
 
     /// <summary>tokenizer_config.json's model_max_length when it is a real limit (HF writes 1e30 for "none").</summary>
@@ -202,31 +264,118 @@ public sealed class Embedder : IEmbeddingGenerator<string, Embedding<float>>
     public EmbeddingResult EmbedWithReport(IReadOnlyList<string> texts, Action<int>? progress = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(texts);
-        var encoded = new int[texts.Count][];
+        // Units: one sequence per text, or (with Stride) one per window of a long text.
+        var seqs = new List<int[]>(texts.Count);
+        var owner = new List<int>(texts.Count);
         var truncated = new List<int>();
-        long tokens = 0;
+        var windowed = new List<int>();
+        long tokens = 0, windows = 0;
         for (int i = 0; i < texts.Count; i++)
         {
-            encoded[i] = Encode(texts[i] ?? throw new ArgumentException($"text {i} is null"), out bool cut);
+            var text = texts[i] ?? throw new ArgumentException($"text {i} is null");
+            if (Stride is { } stride)
+            {
+                var ids = Tokenizer.EncodeIds(text);
+                if (ids.Length <= MaxLength)
+                {
+                    seqs.Add(ids);
+                    owner.Add(i);
+                    tokens += ids.Length;
+                    continue;
+                }
+                windowed.Add(i);
+                foreach (var w in Windows(ids, MaxLength, stride))
+                {
+                    seqs.Add(w);
+                    owner.Add(i);
+                    tokens += w.Length;
+                    windows++;
+                }
+                continue;
+            }
+            var e = Encode(text, out bool cut);
             if (cut) truncated.Add(i);
-            tokens += encoded[i].Length;
+            seqs.Add(e);
+            owner.Add(i);
+            tokens += e.Length;
         }
         Interlocked.Add(ref _truncatedTotal, truncated.Count);
-        var result = new float[texts.Count][];
+        var unitVectors = new float[seqs.Count][];
         // Longest first: the first batch shows the worst-case memory at once; stable, so equal lengths keep input order.
-        var order = Enumerable.Range(0, texts.Count).OrderByDescending(i => encoded[i].Length).ToArray();
+        var order = Enumerable.Range(0, seqs.Count).OrderByDescending(u => seqs[u].Length).ToArray();
+        var unitsLeft = new int[texts.Count];
+        foreach (var o in owner) unitsLeft[o]++;
         lock (_gate)
         {
             for (int start = 0; start < order.Length; start += BatchSize)
             {
                 cancellationToken.ThrowIfCancellationRequested();
                 var batch = order.AsSpan(start, Math.Min(BatchSize, order.Length - start)).ToArray();
-                RunBatch(batch.Select(i => encoded[i]).ToArray(), out var vectors);
-                for (int b = 0; b < batch.Length; b++) result[batch[b]] = vectors[b];
-                progress?.Invoke(batch.Length);
+                RunBatch(batch.Select(u => seqs[u]).ToArray(), out var vectors);
+                int finished = 0;
+                for (int b = 0; b < batch.Length; b++)
+                {
+                    unitVectors[batch[b]] = vectors[b];
+                    if (--unitsLeft[owner[batch[b]]] == 0) finished++;
+                }
+                if (finished > 0) progress?.Invoke(finished);
             }
         }
-        return new EmbeddingResult(result, truncated, tokens);
+        var result = new float[texts.Count][];
+        if (windowed.Count == 0)
+            for (int u = 0; u < seqs.Count; u++) result[owner[u]] = unitVectors[u];
+        else
+        {
+            // Token-weighted average of the window vectors of each text (a text of one unit keeps its vector as is).
+            var sums = new double[texts.Count][];
+            var weights = new long[texts.Count];
+            var single = new int[texts.Count];
+            for (int u = 0; u < seqs.Count; u++) single[owner[u]]++;
+            for (int u = 0; u < seqs.Count; u++)
+            {
+                int t = owner[u];
+                if (single[t] == 1) { result[t] = unitVectors[u]; continue; }
+                var acc = sums[t] ??= new double[Dimensions];
+                int wt = seqs[u].Length;
+                for (int j = 0; j < acc.Length; j++) acc[j] += (double)wt * unitVectors[u][j];
+                weights[t] += wt;
+            }
+            for (int t = 0; t < texts.Count; t++)
+                if (sums[t] is { } acc)
+                    result[t] = acc.Select(x => (float)(x / weights[t])).ToArray();
+        }
+        if (Normalize)
+            foreach (var v in result) NormalizeInPlace(v);
+        return new EmbeddingResult(result, truncated, tokens) { Windowed = windowed, Windows = windows };
+    }
+
+    /// <summary>
+    /// Windows of a long encoded text (<paramref name="ids"/> = [CLS] … [SEP]): [CLS] + up to maxLength−2 text tokens
+    /// + [SEP], consecutive windows sharing <paramref name="stride"/> text tokens; the last one ends at the text's end.
+    /// </summary>
+    public static IEnumerable<int[]> Windows(int[] ids, int maxLength, int stride)
+    {
+        int n = ids.Length - 2, width = maxLength - 2, step = width - stride;
+        if (width < 1 || step < 1) throw new ArgumentException($"windows of {maxLength} tokens with overlap {stride} do not advance");
+        for (int start = 0; ; start += step)
+        {
+            int len = Math.Min(width, n - start);
+            var w = new int[len + 2];
+            w[0] = ids[0];
+            Array.Copy(ids, 1 + start, w, 1, len);
+            w[^1] = ids[^1];
+            yield return w;
+            if (start + width >= n) yield break;
+        }
+    }
+
+    /// <summary>v / max(‖v‖₂, 1e-12), the norm accumulated in double (as torch.nn.functional.normalize).</summary>
+    public static void NormalizeInPlace(float[] v)
+    {
+        double sq = 0;
+        foreach (var x in v) sq += (double)x * x;
+        double norm = Math.Max(Math.Sqrt(sq), 1e-12);
+        for (int j = 0; j < v.Length; j++) v[j] = (float)(v[j] / norm);
     }
 
     void RunBatch(int[][] seqs, out float[][] vectors)
@@ -246,17 +395,25 @@ public sealed class Embedder : IEmbeddingGenerator<string, Embedding<float>>
         var idsT = tensor(ids, [b, len], device: Device);
         var maskT = tensor(mask, [b, len], device: Device);
         var typesT = zeros([b, len], ScalarType.Int64, device: Device);
-        var output = _model.forward(idsT, typesT, maskT);
+        var output = _model.forward(idsT, typesT, maskT, outputHiddenStates: !Layer.IsLast);
         var pooled = Pool(output, maskT);
-        if (Normalize) pooled = nn.functional.normalize(pooled, p: 2, dim: 1);
         var flat = pooled.to(ScalarType.Float32).cpu().contiguous().data<float>().ToArray();
         vectors = new float[b][];
         for (int r = 0; r < b; r++) vectors[r] = flat.AsSpan(r * h, h).ToArray();
     }
 
+    Tensor Hidden(BertModelOutput output)
+    {
+        if (Layer.IsLast) return output.LastHiddenState.to(ScalarType.Float32);
+        var all = output.HiddenStates!;
+        if (Layer.AverageLast > 0)
+            return stack(all.Skip(all.Count - Layer.AverageLast).Select(t => t.to(ScalarType.Float32)).ToArray()).mean([0]);
+        return all[all.Count + Layer.Index].to(ScalarType.Float32);
+    }
+
     Tensor Pool(BertModelOutput output, Tensor mask)
     {
-        var hidden = output.LastHiddenState.to(ScalarType.Float32);
+        var hidden = Hidden(output);
         switch (Pooling)
         {
             case EmbeddingPooling.Cls:

@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using System.Globalization;
 using System.Text;
 using BertSharp.Checkpoints;
@@ -12,19 +13,22 @@ public enum EmbeddingFileFormat
     Npy,
     /// <summary>One <c>{"index":i,"embedding":[…]}</c> object per line, floats in shortest round-trip form.</summary>
     Jsonl,
+    /// <summary>A header <c>e0,e1,…</c> and one row of H floats per text (shortest round-trip form).</summary>
+    Csv,
 }
 
 /// <summary>Reading the texts and writing the vectors of <c>bert embed</c>.</summary>
 public static class EmbeddingFiles
 {
     /// <summary>The format of an output path from its extension.</summary>
-    /// <exception cref="ArgumentException">neither <c>.npy</c> nor <c>.jsonl</c>.</exception>
+    /// <exception cref="ArgumentException">not <c>.npy</c>, <c>.jsonl</c> or <c>.csv</c>.</exception>
     public static EmbeddingFileFormat FormatOf(string path) => Path.GetExtension(path).ToLowerInvariant() switch
     {
         ".npy" => EmbeddingFileFormat.Npy,
         ".jsonl" => EmbeddingFileFormat.Jsonl,
+        ".csv" => EmbeddingFileFormat.Csv,
         var ext => throw new ArgumentException(
-            $"{path}: unknown output format '{(ext.Length == 0 ? "(no extension)" : ext)}' (expected .npy or .jsonl)"),
+            $"{path}: unknown output format '{(ext.Length == 0 ? "(no extension)" : ext)}' (expected .npy, .jsonl or .csv)"),
     };
 
     /// <summary>
@@ -49,51 +53,119 @@ public static class EmbeddingFiles
     /// </summary>
     public static void Write(string path, IReadOnlyList<float[]> vectors, int dimensions)
     {
-        var format = FormatOf(path);
         foreach (var v in vectors)
             if (v.Length != dimensions) throw new ArgumentException($"vector of length {v.Length} among {dimensions}-dimensional vectors");
-        var full = Path.GetFullPath(path);
-        var dir = Path.GetDirectoryName(full)!;
+        using var w = new EmbeddingFileWriter(path, dimensions);
+        w.Append(vectors);
+        w.Commit();
+    }
+}
+
+/// <summary>
+/// Appends vectors to an embeddings file (.npy / .jsonl / .csv) as they come, for inputs too large to hold: rows go
+/// to a temporary file beside the target; <see cref="Commit"/> completes it (the .npy header is rewritten with the
+/// final row count — it has a fixed 128-byte size, so the data does not move) and renames it into place. Disposing
+/// without committing (an error, Ctrl-C) deletes the temporary file: the target is the complete new file or untouched.
+/// </summary>
+public sealed class EmbeddingFileWriter : IDisposable
+{
+    const int NpyHeaderBytes = 128;
+    readonly string _target, _tmp;
+    readonly FileStream _stream;
+    readonly StreamWriter? _text;
+    readonly byte[] _row;
+    readonly StringBuilder _sb = new();
+    bool _done;
+
+    public EmbeddingFileFormat Format { get; }
+    public int Dimensions { get; }
+    public long Rows { get; private set; }
+
+    public EmbeddingFileWriter(string path, int dimensions)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(dimensions);
+        Format = EmbeddingFiles.FormatOf(path);
+        Dimensions = dimensions;
+        _target = Path.GetFullPath(path);
+        var dir = Path.GetDirectoryName(_target)!;
         if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"{path}: output directory {dir} does not exist");
-        var tmp = Path.Combine(dir, $".{Path.GetFileName(full)}.tmp-{Guid.NewGuid():N}");
-        try
+        _tmp = Path.Combine(dir, $".{Path.GetFileName(_target)}.tmp-{Guid.NewGuid():N}");
+        _stream = new FileStream(_tmp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 16);
+        _row = new byte[checked(dimensions * 4)];
+        if (Format == EmbeddingFileFormat.Npy)
         {
-            using (var fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16))
-            {
-                if (format == EmbeddingFileFormat.Npy)
-                {
-                    var w = new NpyFloat32Writer(fs, vectors.Count, dimensions);
-                    foreach (var v in vectors) w.WriteRow(v);
-                    w.Finish();
-                }
-                else WriteJsonl(fs, vectors);
-                fs.Flush(flushToDisk: true);
-            }
-            File.Move(tmp, full, overwrite: true);
+            var header = NpyHeader(0);
+            _stream.Write(header);
         }
-        catch
+        else
         {
-            if (File.Exists(tmp)) File.Delete(tmp);
-            throw;
+            _text = new StreamWriter(_stream, new UTF8Encoding(false), 1 << 16, leaveOpen: true) { NewLine = "\n" };
+            if (Format == EmbeddingFileFormat.Csv)
+                _text.WriteLine(string.Join(',', Enumerable.Range(0, dimensions).Select(j => "e" + j.ToString(CultureInfo.InvariantCulture))));
         }
     }
 
-    static void WriteJsonl(Stream stream, IReadOnlyList<float[]> vectors)
+    byte[] NpyHeader(long rows)
     {
-        using var w = new StreamWriter(stream, new UTF8Encoding(false), 1 << 16, leaveOpen: true) { NewLine = "\n" };
-        var sb = new StringBuilder();
-        for (int i = 0; i < vectors.Count; i++)
+        var h = NpyFloat32Writer.Header(rows, Dimensions);
+        if (h.Length != NpyHeaderBytes) throw new InvalidOperationException($"npy header of {h.Length} bytes (expected {NpyHeaderBytes})");
+        return h;
+    }
+
+    public void Append(IReadOnlyList<float[]> vectors)
+    {
+        ObjectDisposedException.ThrowIf(_done, this);
+        foreach (var v in vectors) Append(v);
+    }
+
+    public void Append(ReadOnlySpan<float> v)
+    {
+        ObjectDisposedException.ThrowIf(_done, this);
+        if (v.Length != Dimensions) throw new ArgumentException($"vector of length {v.Length} among {Dimensions}-dimensional vectors");
+        if (Format == EmbeddingFileFormat.Npy)
         {
-            sb.Clear().Append("{\"index\":").Append(i.ToString(CultureInfo.InvariantCulture)).Append(",\"embedding\":[");
-            var v = vectors[i];
+            for (int j = 0; j < v.Length; j++) BinaryPrimitives.WriteSingleLittleEndian(_row.AsSpan(4 * j), v[j]);
+            _stream.Write(_row);
+        }
+        else
+        {
+            _sb.Clear();
+            if (Format == EmbeddingFileFormat.Jsonl) _sb.Append("{\"index\":").Append(Rows.ToString(CultureInfo.InvariantCulture)).Append(",\"embedding\":[");
             for (int j = 0; j < v.Length; j++)
             {
-                if (!float.IsFinite(v[j])) throw new InvalidDataException($"embedding {i} has a non-finite value ({v[j]}) at {j}; JSON cannot hold it");
-                if (j > 0) sb.Append(',');
-                sb.Append(v[j].ToString("R", CultureInfo.InvariantCulture));
+                if (!float.IsFinite(v[j]))
+                    throw new InvalidDataException($"embedding {Rows} has a non-finite value ({v[j]}) at {j}; {(Format == EmbeddingFileFormat.Jsonl ? "JSON" : "the CSV output")} cannot hold it");
+                if (j > 0) _sb.Append(',');
+                _sb.Append(v[j].ToString("R", CultureInfo.InvariantCulture));
             }
-            sb.Append("]}");
-            w.WriteLine(sb);
+            if (Format == EmbeddingFileFormat.Jsonl) _sb.Append("]}");
+            _text!.WriteLine(_sb);
         }
+        Rows++;
+    }
+
+    /// <summary>Completes the file and renames it into place.</summary>
+    public void Commit()
+    {
+        ObjectDisposedException.ThrowIf(_done, this);
+        if (_text is not null) _text.Flush();
+        else
+        {
+            _stream.Position = 0;
+            _stream.Write(NpyHeader(Rows));
+        }
+        _stream.Flush(flushToDisk: true);
+        _stream.Dispose();
+        File.Move(_tmp, _target, overwrite: true);
+        _done = true;
+    }
+
+    public void Dispose()
+    {
+        if (_done) return;
+        _done = true;
+        try { _text?.Dispose(); } catch (IOException) { }
+        _stream.Dispose();
+        try { File.Delete(_tmp); } catch (IOException) { }
     }
 }
