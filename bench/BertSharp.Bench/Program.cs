@@ -7,6 +7,7 @@ var suites = new Dictionary<string, Func<string[], int>>(StringComparer.OrdinalI
     ["tokenizer"] = BertSharp.Bench.TokenizerBench.Run,
     ["vocab"] = VocabBench.Run,
     ["training"] = BertSharp.Bench.TrainingBench.Run,
+    ["search"] = SearchBench.Run,
 };
 if (args.Length == 0 || !suites.TryGetValue(args[0], out var run))
 {

@@ -23,6 +23,7 @@ public static class BertCli
             NspCommand.Create,
             PretrainCommand.Create,
             PretrainDemoCommand.Create,
+            SearchCommand.Create,
             SimilarityCommand.Create,
             TokenizeCommand.Create,
             VocabCommand.Create,
