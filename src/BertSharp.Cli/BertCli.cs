@@ -12,6 +12,7 @@ public static class BertCli
         foreach (var verb in new Func<Command>[]
         {
             // verbs: keep one line each, alphabetical
+            ClassifyDemoCommand.Create,
             ConvertCommand.Create,
             EmbedCommand.Create,
             EvalCommand.Create,
