@@ -21,11 +21,12 @@ static class ClassifyDemoCommand
         var seed = new Option<int>("--seed") { Description = "Seed of the sample, the split and the trainers", DefaultValueFactory = _ => 42 };
         var classifier = new Option<string>("--classifier") { Description = "logistic | sdca | fasttree | lightgbm", DefaultValueFactory = _ => "logistic" };
         var baseline = new Option<string?>("--baseline") { Description = "Also train a baseline on the same split: tfidf (ML.NET FeaturizeText word 1-2-gram TF-IDF + logistic regression)" };
+        var baselineOnly = new Option<bool>("--baseline-only") { Description = "Train only the --baseline (no model is loaded)" };
         var pooling = new Option<string?>("--pooling") { Description = "mean | cls | max | pooler (default: the model's sentence-transformers pooling, else mean)" };
         var batch = new Option<int>("--batch-size") { Description = "Texts per forward pass", DefaultValueFactory = _ => 32 };
         var maxLength = new Option<int?>("--max-length") { Description = "Tokens per text incl. [CLS]/[SEP] (default: the model's)" };
         var cmd = new Command("classify-demo", "BERT sentence embeddings as features for a classic ML.NET classifier: scikit-learn's classification report and a confusion matrix");
-        foreach (var o in new Option[] { data, trainFile, testFile, textField, labelField, n, testRatio, seed, classifier, baseline, pooling, batch, maxLength }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { data, trainFile, testFile, textField, labelField, n, testRatio, seed, classifier, baseline, baselineOnly, pooling, batch, maxLength }) cmd.Options.Add(o);
         m.AddTo(cmd);
         cmd.SetAction(parse => Cli.Run(parse, () =>
         {
@@ -47,6 +48,13 @@ static class ClassifyDemoCommand
                 test = ClassifyDemo.Read(te!, tf, lf);
             }
             if (train.Select(t => t.Label).Distinct().Count() < 2) throw new ArgumentException($"the training split has only one label ('{train[0].Label}'); a classifier needs two or more");
+            if (parse.GetValue(baselineOnly))
+            {
+                if (baselineName is null) throw new ArgumentException("--baseline-only needs --baseline tfidf");
+                var only = ClassifyDemo.RunTfIdf(train, test, s);
+                Print(only, null, s, total.Elapsed.TotalSeconds, parse.GetValue(m.Json));
+                return 0;
+            }
 
             Runtime.SetThreads(parse.GetValue(m.Threads));
             using var embedder = Embedder.Load(parse.GetValue(m.Model) ?? "", new EmbedderOptions
@@ -110,6 +118,31 @@ static class ClassifyDemoCommand
             return 0;
         }));
         return cmd;
+    }
+
+    static void Print(DemoResult r, Embedder? embedder, int seed, double wall, bool json)
+    {
+        if (json)
+        {
+            Cli.WriteJson(new
+            {
+                train = r.Train,
+                test = r.Test,
+                seed,
+                seconds = wall,
+                results = new[] { new { features = r.Features, classifier = r.Classifier, train_seconds = r.TrainSeconds, accuracy = r.Report.Accuracy,
+                    classes = r.Report.Classes.Select(c => new { label = c.Label, precision = c.Precision, recall = c.Recall, f1 = c.F1, support = c.Support }),
+                    confusion = new { labels = r.Report.Labels, matrix = r.Report.Confusion } } },
+            });
+            return;
+        }
+        Console.WriteLine($"== TF-IDF (word 1-2-grams) + logistic: train {r.Train}, test {r.Test}, seed {seed}; training {r.TrainSeconds:F1} s");
+        Console.WriteLine();
+        Console.Write(r.Report.Format());
+        Console.WriteLine();
+        Console.WriteLine("confusion matrix (rows: true, columns: predicted)");
+        Console.Write(r.Report.FormatConfusion());
+        Console.WriteLine($"wall time {wall:F1} s");
     }
 
     static float[][] EmbedWithProgress(Embedder embedder, List<string> texts)

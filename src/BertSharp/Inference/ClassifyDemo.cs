@@ -111,7 +111,7 @@ public static class ClassifyDemo
         var toKey = ml.Transforms.Conversion.MapValueToKey("LabelKey", "Label");
         IEstimator<ITransformer> trainer = classifier switch
         {
-            DemoClassifier.Logistic => ml.MulticlassClassification.Trainers.LbfgsMaximumEntropy("LabelKey", "Features"),
+            DemoClassifier.Logistic => Logistic(ml),
             DemoClassifier.Sdca => ml.MulticlassClassification.Trainers.SdcaMaximumEntropy("LabelKey", "Features"),
             DemoClassifier.FastTree => ml.MulticlassClassification.Trainers.OneVersusAll(ml.BinaryClassification.Trainers.FastTree(labelColumnName: "LabelKey", featureColumnName: "Features"), "LabelKey"),
             _ => ml.MulticlassClassification.Trainers.LightGbm("LabelKey", "Features"),
@@ -133,10 +133,23 @@ public static class ClassifyDemo
         };
         var pipeline = ml.Transforms.Conversion.MapValueToKey("LabelKey", "Label")
             .Append(ml.Transforms.Text.FeaturizeText("Features", options, "Text"))
-            .Append(ml.MulticlassClassification.Trainers.LbfgsMaximumEntropy("LabelKey", "Features"))
+            .Append(Logistic(ml))
             .Append(ml.Transforms.Conversion.MapKeyToValue("PredictedLabel", "PredictedLabel"));
         return Fit(ml, pipeline, train, test, testData.Select(t => t.Label).ToList(), "tfidf", "logistic", 0, trainData.Count);
     }
+
+    /// <summary>
+    /// Multinomial logistic regression with an L2 penalty only, as scikit-learn's LogisticRegression (ML.NET's default
+    /// adds an L1 weight of 1, which zeroes every weight of L2-normalised TF-IDF features).
+    /// </summary>
+    static IEstimator<ITransformer> Logistic(MLContext ml) => ml.MulticlassClassification.Trainers.LbfgsMaximumEntropy(
+        new Microsoft.ML.Trainers.LbfgsMaximumEntropyMulticlassTrainer.Options
+        {
+            LabelColumnName = "LabelKey",
+            FeatureColumnName = "Features",
+            L1Regularization = 0,
+            L2Regularization = 1,
+        });
 
     static DemoResult Fit(MLContext ml, IEstimator<ITransformer> pipeline, IDataView train, IDataView test, IReadOnlyList<string> testY,
         string features, string classifier, double featureSeconds, int trainCount)
