@@ -21,6 +21,7 @@ public static class BertCli
             InfoCommand.Create,
             ModelsCommand.Create,
             NspCommand.Create,
+            PredictCommand.Create,
             PretrainCommand.Create,
             PretrainDemoCommand.Create,
             SimilarityCommand.Create,
