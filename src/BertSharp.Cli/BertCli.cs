@@ -22,6 +22,7 @@ public static class BertCli
             InfoCommand.Create,
             ModelsCommand.Create,
             NspCommand.Create,
+            PredictCommand.Create,
             PretrainCommand.Create,
             PretrainDemoCommand.Create,
             SearchCommand.Create,

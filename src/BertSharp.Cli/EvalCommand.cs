@@ -15,10 +15,26 @@ public static class EvalCommand
         var data = new Option<string>("--data") { Description = "Labelled file of the task", HelpName = "FILE", Required = true };
         var maxLength = new Option<int>("--max-length") { Description = "Tokens per window (default 128)", DefaultValueFactory = _ => 128 };
         var json = new Option<bool>("--json") { Description = "Print one JSON object" };
-        var cmd = new Command("eval", "Score a fine-tuned model on a task file with the task's metrics") { model, task, data, maxLength, json };
+        var split = new Option<bool>("--split-by-article") { Description = "squad: score the eval side of the article split `finetune --split-by-article` made" };
+        var fraction = new Option<double>("--split-eval-fraction") { Description = "squad: the split's eval fraction (default 0.2)", DefaultValueFactory = _ => 0.2 };
+        var stride = new Option<int?>("--doc-stride") { Description = "squad: window overlap in tokens (default max-length / 3)" };
+        var answer = new Option<int>("--max-answer-length") { Description = "squad: longest answer in tokens (default 30)", DefaultValueFactory = _ => 30 };
+        var text = new Option<string>("--text-column") { Description = "csv: text column (default text)", DefaultValueFactory = _ => "text" };
+        var pair = new Option<string?>("--text-pair-column") { Description = "csv: second text column" };
+        var label = new Option<string>("--label-column") { Description = "csv: label column (default label)", DefaultValueFactory = _ => "label" };
+        var cmd = new Command("eval", "Score a fine-tuned model on a task file with the task's metrics")
+            { model, task, data, maxLength, json, split, fraction, stride, answer, text, pair, label };
         cmd.SetAction(parse => Cli.Run(parse, () =>
         {
-            var scores = FineTuner.Evaluate(parse.GetValue(model)!, parse.GetValue(task)!, parse.GetValue(data)!, parse.GetValue(maxLength));
+            var options = new FineTuneTaskConfig
+            {
+                Task = parse.GetValue(task)!, Model = parse.GetValue(model)!, Train = parse.GetValue(data)!, MaxLength = parse.GetValue(maxLength),
+                SplitByArticle = parse.GetValue(split), SplitEvalFraction = parse.GetValue(fraction), DocStride = parse.GetValue(stride),
+                MaxAnswerLength = parse.GetValue(answer), TextColumn = parse.GetValue(text)!, TextPairColumn = parse.GetValue(pair),
+                LabelColumn = parse.GetValue(label)!,
+            };
+            options.Validate();
+            var scores = FineTuner.Evaluate(options.Model, options.Task, options.Train, options.MaxLength, options: options);
             if (parse.GetValue(json)) Console.WriteLine(JsonSerializer.Serialize(scores, Cli.Json));
             else foreach (var (k, v) in scores) Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{k}\t{v:0.0000}"));
             return 0;

@@ -102,15 +102,25 @@ public static partial class CheckpointFiles
     /// a TF checkpoint prefix or <c>.index</c>, a sharded <c>*.index.json</c>, or a model directory (see
     /// <see cref="FindWeights"/>). Google BERT TF checkpoints come back under Hugging Face names
     /// (<see cref="GoogleBertNames"/>); other TF checkpoints under their TF variable names (string tensors left out).
+    /// The readers run inside a dispose scope, so every temporary they make is freed here, deterministically, and
+    /// never by the finalizer thread (docs/native.md); the returned tensors are the caller's to dispose.
     /// </summary>
     public static Dictionary<string, Tensor> LoadWeights(string path)
+    {
+        using var scope = NewDisposeScope();
+        var weights = LoadWeightsInScope(path);
+        foreach (var t in weights.Values) t.DetachFromDisposeScope();
+        return weights;
+    }
+
+    static Dictionary<string, Tensor> LoadWeightsInScope(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         if (Directory.Exists(path))
         {
             var found = FindWeights(path)
                 ?? throw new FileNotFoundException($"no weights found in directory '{path}' (looked for {string.Join(", ", PreferredNames)}, a TF 'checkpoint' state file, *.ckpt.index, {string.Join(", ", OnnxNames)})");
-            return LoadWeights(found);
+            return LoadWeightsInScope(found);
         }
         var format = DetectFormat(path);
         switch (format)
@@ -182,7 +192,7 @@ public static partial class CheckpointFiles
                 var format = DetectFormat(shardPath);
                 if (format is not (CheckpointFormat.SafeTensors or CheckpointFormat.TorchZip or CheckpointFormat.TorchLegacy))
                     throw new InvalidDataException($"sharded checkpoint index '{indexPath}': shard '{shardPath}' is neither safetensors nor a PyTorch zip");
-                var shard = LoadWeights(shardPath);
+                var shard = LoadWeightsInScope(shardPath);
                 foreach (var (name, t) in shard)
                 {
                     if (!result.TryAdd(name, t))

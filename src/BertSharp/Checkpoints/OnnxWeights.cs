@@ -218,7 +218,8 @@ public sealed partial class OnnxWeights
                 if (r.Transposed)
                 {
                     using var stored = t;
-                    t = stored.t().contiguous();
+                    using var transposed = stored.t();
+                    t = transposed.contiguous();
                 }
                 result[r.HfName] = t;
             }

@@ -13,7 +13,10 @@ public static class ModelUtils
     /// </summary>
     public static void InitWeights(nn.Module model, BertConfig config, long seed = 42)
     {
-        var gen = new Generator((ulong)seed);
+        // The scope owns the temporary wrappers (a native Embedding hands out a new one per `.weight`), so none is
+        // left to the finalizer thread, which could free it while libtorch still uses it (docs/native.md).
+        using var scope = NewDisposeScope();
+        using var gen = new Generator((ulong)seed);
         using var _ = no_grad();
         foreach (var (_, m) in model.named_modules())
         {
@@ -62,6 +65,7 @@ public static class ModelUtils
     public static void ToInferenceDType(nn.Module model, ScalarType dtype)
     {
         if (dtype == ScalarType.Float32) return;
+        using var scope = NewDisposeScope();  // the converted parameters detach themselves; temporaries die here
         var bert = model as BertModel ?? (model as IBertWithEncoder)?.Bert
             ?? throw new ArgumentException($"{model.GetType().Name} has no BERT encoder to convert");
         foreach (var (_, m) in bert.encoder.named_modules())

@@ -55,6 +55,7 @@ public sealed class AdamWOptimizer : IDisposable
         Options = options ?? new AdamWOptions();
         var exclude = excludeFromDecay ?? IsExcludedFromDecay;
         var seen = new HashSet<IntPtr>();
+        using var scope = NewDisposeScope();  // slot tensors are detached; temporaries die here, not on the finalizer thread
         foreach (var (name, p) in model.named_parameters())
         {
             if (!p.requires_grad || ModelUtils.IsTiedAlias(name)) continue;

@@ -15,9 +15,9 @@ public sealed record LogRecord(long Step, DataPosition Position, double Lr, doub
 /// <summary>Held-out metrics.</summary>
 public sealed record EvalRecord(long Step, IReadOnlyDictionary<string, double> Metrics, double Seconds);
 
-/// <summary>How a run ended.</summary>
+/// <summary>How a run ended (<paramref name="StoppedEarly"/>: <c>TrainerOptions.AfterEval</c> ended it before the last update).</summary>
 public sealed record TrainingResult(long Step, long TotalSteps, bool Interrupted, IReadOnlyDictionary<string, double>? LastEval,
-    string? LastCheckpoint, IReadOnlyList<double> StepLosses);
+    string? LastCheckpoint, IReadOnlyList<double> StepLosses, bool StoppedEarly = false);
 
 /// <summary>Receives training events (progress display, metric files, probes). Every method is optional.</summary>
 public interface ITrainingObserver

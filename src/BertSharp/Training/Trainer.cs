@@ -21,6 +21,18 @@ public sealed record TrainerOptions
     public IReadOnlyList<ITrainingObserver> Observers { get; init; } = [];
     /// <summary>Key/value pairs stored in the checkpoint's model metadata.</summary>
     public IReadOnlyDictionary<string, string>? Metadata { get; init; }
+    /// <summary>
+    /// A whole-set evaluation (e.g. fine-tuning's F1 on the dev file) used instead of the eval batch source's batch
+    /// means; the trainer calls it every <c>eval_every</c> updates and at the end, and reports it as an eval record.
+    /// </summary>
+    public Func<long, IReadOnlyDictionary<string, double>>? Evaluator { get; init; }
+    /// <summary>Called after every evaluation with its step and metrics; returning true stops the run there
+    /// (early stopping): a checkpoint of that step is written and the result says <c>StoppedEarly</c>.</summary>
+    public Func<long, IReadOnlyDictionary<string, double>, bool>? AfterEval { get; init; }
+    /// <summary>Writes caller state (early-stopping bookkeeping …) into a checkpoint's temporary folder.</summary>
+    public Action<string>? SaveExtraState { get; init; }
+    /// <summary>Reads back what <see cref="SaveExtraState"/> wrote, from the checkpoint a run resumes from.</summary>
+    public Action<string>? LoadExtraState { get; init; }
 }
 
 /// <summary>
@@ -91,6 +103,7 @@ public sealed class Trainer<TBatch>
             step = state.GlobalStep;
             pos = new DataPosition(state.Epoch, state.BatchIndex);
             resumedFrom = dir;
+            _options.LoadExtraState?.Invoke(dir);
         }
 
         using var metrics = new MetricsWriter(_options.OutputDir, cfg, step, resumedFrom is not null, Message);
@@ -107,7 +120,8 @@ public sealed class Trainer<TBatch>
         double gradNorm = 0, lr = 0;
         var clock = Stopwatch.StartNew();
         var intervalClock = Stopwatch.StartNew();
-        bool interrupted = false;
+        bool interrupted = false, stoppedEarly = false;
+        bool hasEval = _eval is not null || _options.Evaluator is not null;
 
         while (step < totalSteps)
         {
@@ -155,10 +169,18 @@ public sealed class Trainer<TBatch>
             }
 
             bool last = step == totalSteps;
-            if (_eval is not null && (last || (cfg.EvalEvery > 0 && step % cfg.EvalEvery == 0)))
+            if (hasEval && (last || (cfg.EvalEvery > 0 && step % cfg.EvalEvery == 0)))
+            {
                 lastEval = Evaluate(step);
-            if (last || (cfg.SaveEvery > 0 && step % cfg.SaveEvery == 0))
+                if (_options.AfterEval?.Invoke(step, lastEval) == true && !last)
+                {
+                    stoppedEarly = true;
+                    Message($"early stopping at step {step}");
+                }
+            }
+            if (last || stoppedEarly || (cfg.SaveEvery > 0 && step % cfg.SaveEvery == 0))
                 lastCheckpoint = SaveCheckpoint(step, totalSteps, pos, optimizer, lr, lastEval, clock.Elapsed);
+            if (stoppedEarly) break;
         }
 
         if (interrupted && step > startStep)
@@ -166,7 +188,7 @@ public sealed class Trainer<TBatch>
             Message($"interrupted: saving a checkpoint at step {step}");
             lastCheckpoint = SaveCheckpoint(step, totalSteps, pos, optimizer, lr, lastEval, clock.Elapsed);
         }
-        var result = new TrainingResult(step, totalSteps, interrupted, lastEval, lastCheckpoint, losses);
+        var result = new TrainingResult(step, totalSteps, interrupted, lastEval, lastCheckpoint, losses, stoppedEarly);
         foreach (var o in _observers) o.OnEnd(result);
         _observers.Remove(metrics);
         return result;
@@ -179,8 +201,15 @@ public sealed class Trainer<TBatch>
     /// <summary>Mean metrics over the held-out batches (model in eval mode, no gradients).</summary>
     public IReadOnlyDictionary<string, double> Evaluate(long step = 0)
     {
-        if (_eval is null) throw new InvalidOperationException("no evaluation data");
         var clock = Stopwatch.StartNew();
+        if (_options.Evaluator is { } evaluator)
+        {
+            var scores = evaluator(step);
+            var r = new EvalRecord(step, scores, clock.Elapsed.TotalSeconds);
+            foreach (var o in _observers) o.OnEval(r);
+            return scores;
+        }
+        if (_eval is null) throw new InvalidOperationException("no evaluation data");
         var model = _task.Model;
         bool wasTraining = model.training;
         model.eval();
@@ -231,6 +260,7 @@ public sealed class Trainer<TBatch>
             ModelDirectory.SaveTensors(Path.Combine(tmp, Checkpoint.OptimizerFile), optimizer.StateTensors());
             File.WriteAllText(Path.Combine(tmp, Checkpoint.StateFileName), state.ToJson());
             File.WriteAllText(Path.Combine(tmp, Checkpoint.ConfigFile), effective.ToJsonString(TrainConfig.Json));
+            _options.SaveExtraState?.Invoke(tmp);
         }, cfg.KeepCheckpoints);
         foreach (var o in _observers) o.OnCheckpoint(step, dir);
         return dir;
