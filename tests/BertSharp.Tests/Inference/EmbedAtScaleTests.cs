@@ -103,6 +103,23 @@ public class EmbedAtScaleTests(Xunit.Abstractions.ITestOutputHelper log) : IDisp
         Assert.Equal(rows.SelectMany(r => r).Select(BitConverter.SingleToInt32Bits), back.Select(BitConverter.SingleToInt32Bits));
     }
 
+    [AssetFact(TestAssets.TinyRandom)]
+    public void CancellingMidwayLeavesNoFile()
+    {
+        // as Ctrl-C: the token is cancelled after the first chunk was written to the temporary file
+        using var e = Embedder.Load(Model);
+        using var cts = new CancellationTokenSource();
+        var input = Enumerable.Range(0, 10).Select(i => new TextRecord($"text {i}", i + 1));
+        var path = Path.Combine(_dir, "c.npy");
+        int done = 0;
+        Assert.ThrowsAny<OperationCanceledException>(() => EmbeddingJob.Run(e, input, path, chunkSize: 3, progress: n => { if ((done += n) >= 3) cts.Cancel(); }, cancellationToken: cts.Token));
+        Assert.True(done >= 3);
+        Assert.Empty(Directory.GetFiles(_dir));
+        var r = EmbeddingJob.Run(e, input, path, chunkSize: 3);
+        Assert.Equal(10, r.Rows);
+        Assert.Equal([10L, 128], Npy.Read(path).Shape);
+    }
+
     // ---- layers ----
 
     /// <summary>Mean over the real tokens of HF's hidden_states[k] (k = 0 embeddings output … L last layer), in double.</summary>
