@@ -23,6 +23,7 @@ public static class BertCli
             NspCommand.Create,
             PretrainCommand.Create,
             PretrainDemoCommand.Create,
+            ServeCommand.Create,
             SimilarityCommand.Create,
             TokenizeCommand.Create,
             VocabCommand.Create,
