@@ -90,6 +90,36 @@ static class RequestReader
         return texts;
     }
 
+    /// <summary>
+    /// The optional second texts of pairs: absent, a string (one input), or an array with one entry per input where
+    /// null means "no pair" for that row.
+    /// </summary>
+    public static List<string?>? Pairs(JsonElement body, string name, int inputs, ServeOptions limits)
+    {
+        if (!body.TryGetProperty(name, out var v) || v.ValueKind == JsonValueKind.Null) return null;
+        List<string?> pairs;
+        if (v.ValueKind == JsonValueKind.String) pairs = [v.GetString()];
+        else if (v.ValueKind == JsonValueKind.Array)
+        {
+            pairs = [];
+            int i = 0;
+            foreach (var item in v.EnumerateArray())
+            {
+                if (item.ValueKind is not (JsonValueKind.String or JsonValueKind.Null))
+                    throw ApiException.BadRequest($"'{name}[{i}]' must be a string or null, not {Kind(item)}", $"{name}[{i}]");
+                pairs.Add(item.ValueKind == JsonValueKind.Null ? null : item.GetString());
+                i++;
+            }
+        }
+        else throw ApiException.BadRequest($"'{name}' must be a string or an array of strings, not {Kind(v)}", name);
+        if (pairs.Count != inputs)
+            throw ApiException.BadRequest($"'{name}' has {pairs.Count} texts but 'input' has {inputs}; give one pair text (or null) per input", name);
+        for (int i = 0; i < pairs.Count; i++)
+            if (pairs[i] is { } p && p.Length > limits.MaxChars)
+                throw ApiException.BadRequest($"'{name}[{i}]' is {p.Length} characters long; at most {limits.MaxChars} per text", $"{name}[{i}]");
+        return pairs;
+    }
+
     /// <summary>One string under <paramref name="name"/>, checked against the character limit.</summary>
     public static string Text(JsonElement body, string name, ServeOptions limits)
     {

@@ -5,7 +5,10 @@ namespace BertSharp.Serving;
 
 /// <summary>The queue was full: the caller answers 429.</summary>
 public sealed class QueueFullException(string model, int capacity)
-    : Exception($"model '{model}' has {capacity} requests waiting; try again later");
+    : Exception($"model '{model}' has {capacity} requests waiting; try again later")
+{
+    public string Model { get; } = model;
+}
 
 /// <summary>One request waiting for the model's worker.</summary>
 sealed class Job(string kind, object input, int size, CancellationToken cancellation)

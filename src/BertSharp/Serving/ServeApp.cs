@@ -123,6 +123,7 @@ public sealed class ServeApp
                 ArgumentException or FormatException or InvalidDataException => (400, "invalid_request_error", null, e.Message),
                 _ => (500, "server_error", null, "internal error: " + e.GetType().Name),
             };
+            if (e is QueueFullException full) Metrics.ObserveRejected(full.Model);
             if (status == 500) ctx.RequestServices.GetService<ILoggerFactory>()?.CreateLogger("BertSharp.Serving").LogError(e, "request failed");
             await WriteError(ctx, status, message, type, param);
         }
@@ -238,14 +239,7 @@ public sealed class ServeApp
             case ServeTasks.Ner:
             {
                 var texts = RequestReader.Texts(body, "input", _options);
-                List<string>? pairs = null;
-                if (task == ServeTasks.Classify)
-                {
-                    pairs = RequestReader.Texts(body, "text_pair", _options, required: false);
-                    if (pairs.Count == 0) pairs = null;
-                    else if (pairs.Count != texts.Count)
-                        throw ApiException.BadRequest($"'text_pair' has {pairs.Count} texts but 'input' has {texts.Count}; give one pair text per input", "text_pair");
-                }
+                var pairs = task == ServeTasks.Classify ? RequestReader.Pairs(body, "text_pair", texts.Count, _options) : null;
                 var r = (object[])await model.Submit(task, new PairInput(texts, pairs), texts.Count, ct);
                 return Results.Json(new { @object = "list", model = model.Name, data = r }, Json);
             }
@@ -283,12 +277,10 @@ public sealed class ServeApp
             case ServeTasks.Tokenize:
             {
                 var texts = RequestReader.Texts(body, "input", _options);
-                var pairs = RequestReader.Texts(body, "text_pair", _options, required: false);
-                if (pairs.Count > 0 && pairs.Count != texts.Count)
-                    throw ApiException.BadRequest($"'text_pair' has {pairs.Count} texts but 'input' has {texts.Count}", "text_pair");
+                var pairs = RequestReader.Pairs(body, "text_pair", texts.Count, _options);
                 var data = texts.Select((t, i) =>
                 {
-                    var e = model.Tokenizer.Encode(t, pairs.Count > 0 ? pairs[i] : null);
+                    var e = model.Tokenizer.Encode(t, pairs?[i]);
                     return new
                     {
                         tokens = e.Tokens,

@@ -24,7 +24,7 @@ public sealed record QaResult(string Answer, double Score, int Start, int End, b
 public sealed record EmbedOutput(float[][] Vectors, int[] Tokens);
 
 /// <summary>Inputs of the batched tasks.</summary>
-sealed record PairInput(IReadOnlyList<string> Texts, IReadOnlyList<string>? Pairs);
+sealed record PairInput(IReadOnlyList<string> Texts, IReadOnlyList<string?>? Pairs);
 sealed record QaInput(IReadOnlyList<string> Questions, IReadOnlyList<string> Contexts);
 sealed record FillMaskInput(string Text, int TopK);
 sealed record NspInput(string TextA, string TextB);
