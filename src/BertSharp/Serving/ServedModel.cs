@@ -183,17 +183,24 @@ public sealed class ServedModel : IDisposable
         Func<Job, List<(string, string?)>> rows)
     {
         var all = jobs.SelectMany(rows).ToList();
-        var outputs = new List<T>(all.Count);
-        for (int s = 0; s < all.Count; s += _maxBatch) outputs.AddRange(run(all.GetRange(s, Math.Min(_maxBatch, all.Count - s))));
-        var results = new object[jobs.Count];
+        // Length buckets: rows sorted by length (characters, a proxy for tokens) so each forward pass pads little.
+        var order = Enumerable.Range(0, all.Count).OrderByDescending(i => all[i].Item1.Length + (all[i].Item2?.Length ?? 0)).ToArray();
+        var outputs = new T[all.Count];
+        for (int s = 0; s < order.Length; s += _maxBatch)
+        {
+            var chunk = order[s..Math.Min(order.Length, s + _maxBatch)];
+            var results = run(chunk.Select(i => all[i]).ToList());
+            for (int k = 0; k < chunk.Length; k++) outputs[chunk[k]] = results[k];
+        }
+        var perJob = new object[jobs.Count];
         int at = 0;
         for (int j = 0; j < jobs.Count; j++)
         {
             int n = count(jobs[j]);
-            results[j] = outputs.GetRange(at, n).ToArray();
+            perJob[j] = outputs[at..(at + n)];
             at += n;
         }
-        return results;
+        return perJob;
     }
 
     BertEncoding[] EncodeRows(IReadOnlyList<(string Text, string? Pair)> rows, TruncationStrategy truncation = TruncationStrategy.LongestFirst)

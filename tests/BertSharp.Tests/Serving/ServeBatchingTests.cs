@@ -75,6 +75,31 @@ public class ServeBatchingTests
     }
 
     [AssetFact(ServeModels.Heads)]
+    public async Task ARequestLargerThanMaxBatchIsSplitByLengthAndKeepsItsOrder()
+    {
+        await using var host = await ServeTestHost.Start(ServeModels.TinyAll(o => o with { MaxBatch = 2, MaxWaitMs = 0 }));
+        var texts = new[] { "short", "a much longer sentence with quite a few more words in it", "mid length text here", "x", "another fairly long one, with a comma" };
+        var (status, body) = await host.Post("/ner", new { model = "conll", input = texts });
+        Assert.Equal(200, status);
+        var (cs, cls) = await host.Post("/classify", new { model = "nli", input = texts });
+        Assert.Equal(200, cs);
+        for (int i = 0; i < texts.Length; i++)
+        {
+            var (_, one) = await host.Post("/ner", new { model = "conll", input = texts[i] });
+            var w1 = one!["data"]![0]!["words"]!.AsArray();
+            var wb = body!["data"]![i]!["words"]!.AsArray();
+            Assert.Equal(w1.Select(w => $"{w!["word"]}/{w["label"]}/{w["start"]}"), wb.Select(w => $"{w!["word"]}/{w["label"]}/{w["start"]}"));
+            Assert.True(w1.Zip(wb).All(p => Math.Abs((double)p.First!["score"]! - (double)p.Second!["score"]!) <= 1e-5), $"ner text {i}");
+            var (_, c1) = await host.Post("/classify", new { model = "nli", input = texts[i] });
+            var a = c1!["data"]![0]!["scores"]!.AsArray().Select(x => (double)x!["score"]!).ToArray();
+            var b = cls!["data"]![i]!["scores"]!.AsArray().Select(x => (double)x!["score"]!).ToArray();
+            Assert.True(a.Zip(b).All(p => Math.Abs(p.First - p.Second) <= 1e-5), $"text {i}");
+        }
+        var (ones, all) = Batches(await host.Metrics(), "nli", "classify");
+        Assert.True(all > ones, "the 5-text request was not run");
+    }
+
+    [AssetFact(ServeModels.Heads)]
     public async Task AFullQueueAnswers429AndTheRestSucceed()
     {
         await using var host = await ServeTestHost.Start(new ServeOptions
