@@ -84,8 +84,10 @@ static class ServeModels
 
     static readonly Lazy<string> Root = new(() =>
     {
-        var root = Path.Combine(Path.GetTempPath(), "bertsharp-serve-" + Guid.NewGuid().ToString("N"));
-        AppDomain.CurrentDomain.ProcessExit += (_, _) => { try { Directory.Delete(root, true); } catch (IOException) { } };
+        // Under the test output folder (ignored by git), rebuilt by every test run: nothing is left in the temp folder
+        // when a run is killed.
+        var root = Path.Combine(AppContext.BaseDirectory, "serve-models");
+        if (Directory.Exists(root)) Directory.Delete(root, true);
         var tiny = TestAssets.Path(TestAssets.TinyRandom);
         var tokenizer = BertTokenizer.FromDirectory(tiny);
         var encoder = CheckpointFiles.LoadWeights(Path.Combine(tiny, "pytorch_model.bin"));
