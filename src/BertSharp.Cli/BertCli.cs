@@ -26,6 +26,7 @@ public static class BertCli
             PretrainCommand.Create,
             PretrainDemoCommand.Create,
             SearchCommand.Create,
+            ServeCommand.Create,
             SimilarityCommand.Create,
             TokenizeCommand.Create,
             VocabCommand.Create,
