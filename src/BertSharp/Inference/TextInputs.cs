@@ -143,22 +143,12 @@ public static class TextInputs
     static IEnumerable<(string, string?, long)> Delimited(string path, bool csv, string column, string? labelColumn)
     {
         var records = csv ? DelimitedText.ReadCsv(path) : DelimitedText.ReadTsvLines(path, skipBlank: true);
-        DelimitedRecord? header = null;
         int col = -1, labelCol = -1;
-        foreach (var rec in records)
-        {
-            if (header is null)
-            {
-                header = rec;
-                col = DelimitedText.Column(path, rec, column);
-                if (labelColumn is not null) labelCol = DelimitedText.Column(path, rec, labelColumn);
-                continue;
-            }
-            int expected = header.Value.Fields.Length;
-            if (rec.Fields.Length != expected)
-                throw new FormatException($"{path}:{rec.Line}: expected {expected} {(csv ? "comma" : "tab")}-separated fields as in the header, found {rec.Fields.Length}");
+        foreach (var rec in DelimitedText.RowsWithHeader(path, records, $"the column '{column}'", header =>
+                 {
+                     col = DelimitedText.Column(path, header, column);
+                     if (labelColumn is not null) labelCol = DelimitedText.Column(path, header, labelColumn);
+                 }))
             yield return (rec.Fields[col], labelCol >= 0 ? rec.Fields[labelCol] : null, rec.Line);
-        }
-        if (header is null) throw new FormatException($"{path}:1: empty file; expected a header row naming the columns");
     }
 }

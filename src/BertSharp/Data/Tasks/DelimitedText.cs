@@ -122,4 +122,22 @@ public static class DelimitedText
             throw new FormatException($"{path}:{header.Line}: the header has no column '{name}' (columns: {string.Join(", ", header.Fields.Select(f => $"'{f}'"))})");
         return i;
     }
+
+    /// <summary>
+    /// The rows after the header of <paramref name="records"/>; <paramref name="onHeader"/> sees the header first (to
+    /// find its columns). A row whose field count differs from the header's is an error (file:line), and so is a file
+    /// without a header (<paramref name="expected"/> says what the header should name).
+    /// </summary>
+    public static IEnumerable<DelimitedRecord> RowsWithHeader(string path, IEnumerable<DelimitedRecord> records, string expected, Action<DelimitedRecord> onHeader)
+    {
+        DelimitedRecord? header = null;
+        foreach (var rec in records)
+        {
+            if (header is null) { header = rec; onHeader(rec); continue; }
+            if (rec.Fields.Length != header.Value.Fields.Length)
+                throw new FormatException($"{path}:{rec.Line}: expected {header.Value.Fields.Length} fields as in the header (line {header.Value.Line}), found {rec.Fields.Length}");
+            yield return rec;
+        }
+        if (header is null) throw new FormatException($"{path}:1: empty file; expected a header row naming {expected}");
+    }
 }

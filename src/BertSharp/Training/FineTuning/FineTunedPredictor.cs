@@ -250,22 +250,13 @@ public sealed class FineTunedPredictor : IDisposable
             case ".tsv" or ".tab" or ".csv":
             {
                 var rows = ext == ".csv" ? DelimitedText.ReadCsv(path) : DelimitedText.ReadCsv(path, '\t');
-                DelimitedRecord? header = null;
                 int ia = -1, ib = -1;
-                foreach (var r in rows)
-                {
-                    if (header is null)
-                    {
-                        header = r;
-                        ia = DelimitedText.Column(path, r, first);
-                        ib = qa ? DelimitedText.Column(path, r, second) : tokens ? -1 : Array.IndexOf(r.Fields, second);
-                        continue;
-                    }
-                    if (r.Fields.Length != header.Value.Fields.Length)
-                        throw new FormatException($"{path}:{r.Line}: {r.Fields.Length} fields; the header has {header.Value.Fields.Length}");
+                foreach (var r in DelimitedText.RowsWithHeader(path, rows, $"'{first}'", header =>
+                         {
+                             ia = DelimitedText.Column(path, header, first);
+                             ib = qa ? DelimitedText.Column(path, header, second) : tokens ? -1 : Array.IndexOf(header.Fields, second);
+                         }))
                     list.Add(new PredictInput(r.Fields[ia], ib < 0 ? null : r.Fields[ib], r.Line));
-                }
-                if (header is null) throw new FormatException($"{path}: empty file (expected a header row naming '{first}')");
                 break;
             }
             default:
