@@ -8,6 +8,7 @@ var suites = new Dictionary<string, Func<string[], int>>(StringComparer.OrdinalI
     ["vocab"] = VocabBench.Run,
     ["training"] = BertSharp.Bench.TrainingBench.Run,
     ["search"] = SearchBench.Run,
+    ["minilm"] = MiniLmBench.Run,
 };
 if (args.Length == 0 || !suites.TryGetValue(args[0], out var run))
 {
