@@ -154,6 +154,15 @@ public class PredictTests
         (code, _, err) = Cli.CliHarness.Run(["predict", "--model", dir, "--input", jsonl]);
         Assert.Equal(2, code);
         Assert.Contains("in.jsonl:1/text: expected a string", err);
+        // Delimited inputs: a row with more fields than the header, a header without the text column.
+        File.WriteAllLines(tsv, ["text\ttext_pair", "a dull film\tboring\textra"]);
+        (code, _, err) = Cli.CliHarness.Run(["predict", "--model", dir, "--input", tsv]);
+        Assert.Equal(2, code);
+        Assert.Contains("in.tsv:2: expected 2 fields as in the header (line 1), found 3", err);
+        File.WriteAllLines(tsv, ["sentence", "a dull film"]);
+        (code, _, err) = Cli.CliHarness.Run(["predict", "--model", dir, "--input", tsv]);
+        Assert.Equal(2, code);
+        Assert.Contains("in.tsv:1: the header has no column 'text'", err);
         (code, _, err) = Cli.CliHarness.Run(["predict", "--model", dir, "--question", "q", "--context", "c"]);
         Assert.Equal(2, code);
         Assert.Contains("question-answering model", err);
