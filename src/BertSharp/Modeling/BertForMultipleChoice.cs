@@ -43,7 +43,7 @@ public sealed class BertForMultipleChoice : nn.Module, IBertTaskModel
         long choices = inputIds.shape[1], length = inputIds.shape[2];
         var enc = bert.forward(inputIds.reshape(-1, length), tokenTypeIds?.reshape(-1, length), attentionMask?.reshape(-1, length));
         var logits = classifier.forward(dropout.forward(enc.PooledOutput!)).reshape(-1, choices);
-        var loss = labels is null ? null : nn.functional.cross_entropy(logits, labels.reshape(-1).to(ScalarType.Int64));
+        var loss = labels is null ? null : nn.functional.cross_entropy(ModelUtils.Float32(logits), labels.reshape(-1).to(ScalarType.Int64));
         return new MultipleChoiceModelOutput(logits, loss, enc);
     }
 }

@@ -48,8 +48,8 @@ public sealed class BertForQuestionAnswering : nn.Module, IBertTaskModel
             long ignored = start.shape[1];
             var s = startPositions.reshape(-1).to(ScalarType.Int64).clamp(0, ignored);
             var e = endPositions.reshape(-1).to(ScalarType.Int64).clamp(0, ignored);
-            loss = (nn.functional.cross_entropy(start, s, ignore_index: ignored) +
-                    nn.functional.cross_entropy(end, e, ignore_index: ignored)) / 2;
+            loss = (nn.functional.cross_entropy(ModelUtils.Float32(start), s, ignore_index: ignored) +
+                    nn.functional.cross_entropy(ModelUtils.Float32(end), e, ignore_index: ignored)) / 2;
         }
         return new QuestionAnsweringModelOutput(start, end, loss, enc);
     }

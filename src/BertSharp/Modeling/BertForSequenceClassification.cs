@@ -52,6 +52,7 @@ public sealed class BertForSequenceClassification : nn.Module, IBertTaskModel
 
     Tensor Loss(Tensor logits, Tensor labels)
     {
+        logits = ModelUtils.Float32(logits);
         ProblemType ??= NumLabels == 1 ? "regression"
             : labels.dtype is ScalarType.Int64 or ScalarType.Int32 ? "single_label_classification"
             : "multi_label_classification";

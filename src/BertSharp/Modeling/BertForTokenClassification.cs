@@ -48,7 +48,7 @@ public sealed class BertForTokenClassification : nn.Module, IBertTaskModel
             var flat = labels.reshape(-1).to(ScalarType.Int64);
             if (attentionMask is not null)
                 flat = where(attentionMask.reshape(-1) == 1, flat, full_like(flat, IgnoreIndex));
-            loss = nn.functional.cross_entropy(logits.reshape(-1, NumLabels), flat, ignore_index: IgnoreIndex);
+            loss = nn.functional.cross_entropy(ModelUtils.Float32(logits).reshape(-1, NumLabels), flat, ignore_index: IgnoreIndex);
         }
         return new TokenClassifierOutput(logits, loss, enc);
     }

@@ -56,6 +56,12 @@ public static class ModelUtils
         model.named_parameters().Where(p => !IsTiedAlias(p.name)).Sum(p => p.parameter.numel());
 
     /// <summary>
+    /// <paramref name="t"/> as float32 (itself when it already is). Losses are computed on float32 logits, so a bf16
+    /// model (mixed-precision training) gets a float32 loss as in autocast; float32 models are unchanged.
+    /// </summary>
+    public static Tensor Float32(Tensor t) => t.dtype == ScalarType.Float32 ? t : t.to(ScalarType.Float32);
+
+    /// <summary>
     /// Inference precision, autocast-style: the weights of every Linear inside the transformer layers (where nearly
     /// all FLOPs are) become <paramref name="dtype"/>; embeddings, LayerNorms, the residual stream, attention
     /// softmax, pooler and heads stay float32 (see <see cref="LinearExtensions.Apply"/>). Logits are therefore

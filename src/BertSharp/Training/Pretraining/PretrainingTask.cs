@@ -34,7 +34,7 @@ public sealed class PretrainingTask : ITrainingTask<PretrainingBatch>
     {
         // The model drops an all-ones attention mask itself (unpadded batches run SDPA without a mask).
         var o = _model.forward(batch.InputIds, batch.TokenTypeIds, batch.AttentionMask, batch.MaskedFlatPositions);
-        var logits = o.PredictionLogits.dtype == ScalarType.Float32 ? o.PredictionLogits : o.PredictionLogits.to(ScalarType.Float32);
+        var logits = ModelUtils.Float32(o.PredictionLogits);
         var mlmLoss = nn.functional.cross_entropy(logits, batch.MaskedFlatLabels);
         long n = batch.MaskedFlatLabels.shape[0];
         double mlm = mlmLoss.item<float>();
@@ -45,7 +45,7 @@ public sealed class PretrainingTask : ITrainingTask<PretrainingBatch>
         double total = mlm;
         if (batch.NextSentenceLabels is { } nspLabels)
         {
-            var nspLogits = o.SeqRelationshipLogits.dtype == ScalarType.Float32 ? o.SeqRelationshipLogits : o.SeqRelationshipLogits.to(ScalarType.Float32);
+            var nspLogits = ModelUtils.Float32(o.SeqRelationshipLogits);
             var nspLoss = nn.functional.cross_entropy(nspLogits, nspLabels);
             double nsp = nspLoss.item<float>();
             double nspCorrect;

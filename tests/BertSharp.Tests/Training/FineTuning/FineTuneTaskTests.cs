@@ -45,17 +45,22 @@ public class FineTuneTaskTests
         return list;
     }
 
-    static (FineTuneTask Task, TrainingResult Result) Train(TaskKind kind, int numLabels, string dir, long steps = 150)
+    static (FineTuneTask Task, TrainingResult Result) Train(TaskKind kind, int numLabels, string dir, long steps = 150, bool bf16 = false)
     {
         var config = Config().WithNumLabels(numLabels);
         var model = BertTaskModels.Create(FineTuneTask.ArchitectureFor(kind), config);
         ModelUtils.InitWeights(model, config, 3);
+        if (bf16) model.to(torch.ScalarType.BFloat16);
         var task = new FineTuneTask(model, kind, config, null);
         var features = Features(kind);
         var train = new TaskBatchSource(features, 8, Pad, kind, 11);
         var trainer = new Trainer<TaskBatch>(task, train, null, new TrainerOptions
         {
-            Config = new TrainConfig { LearningRate = 3e-3, TotalSteps = steps, WarmupSteps = 10, BatchSize = 8, LogEvery = 50, TensorBoard = false, Plots = false },
+            Config = new TrainConfig
+            {
+                LearningRate = 3e-3, TotalSteps = steps, WarmupSteps = 10, BatchSize = 8, LogEvery = 50, TensorBoard = false, Plots = false,
+                DType = bf16 ? Precision.BFloat16 : Precision.Float32,
+            },
             OutputDir = dir,
         });
         return (task, trainer.Run());
@@ -91,6 +96,23 @@ public class FineTuneTaskTests
             }
         }
         Assert.Equal(total, correct);
+    }
+
+    /// <summary>bf16 mixed precision (bf16 model, float32 masters, float32 loss on upcast logits) trains every head
+    /// kind: a bf16 loss used to fail with "Single is not compatible with BFloat16".</summary>
+    [Theory]
+    [InlineData(TaskKind.SequenceClassification, 2)]
+    [InlineData(TaskKind.Regression, 1)]
+    [InlineData(TaskKind.TokenClassification, 3)]
+    [InlineData(TaskKind.QuestionAnswering, 2)]
+    public void Bf16_mixed_precision_trains_every_head_kind(TaskKind kind, int labels)
+    {
+        using var tmp = new TempDir();
+        var (task, result) = Train(kind, labels, tmp.Path, 80, bf16: true);
+        Assert.Equal(torch.ScalarType.BFloat16, task.Model.parameters().First().dtype);
+        Assert.All(result.StepLosses, l => Assert.True(double.IsFinite(l)));
+        double first = result.StepLosses.Take(5).Average(), last = result.StepLosses.TakeLast(5).Average();
+        Assert.True(last < 0.5 * first, $"loss {first:F3} -> {last:F3}");
     }
 
     [Fact]
