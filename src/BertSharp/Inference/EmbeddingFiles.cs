@@ -89,7 +89,7 @@ public sealed class EmbeddingFileWriter : IDisposable
 
     public EmbeddingFileWriter(string path, int dimensions) : this(path, dimensions, null) { }
 
-    /// <param name="parquetRowsPerGroup">rows per Parquet row group (default: about 32 MB of floats)</param>
+    /// <param name="parquetRowsPerGroup">rows per Parquet row group (default: about 16 MB of floats)</param>
     internal EmbeddingFileWriter(string path, int dimensions, int? parquetRowsPerGroup)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(dimensions);

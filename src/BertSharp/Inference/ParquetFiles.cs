@@ -179,8 +179,9 @@ static class ParquetTexts
 /// </summary>
 sealed class ParquetEmbeddingSink
 {
-    /// <summary>Default row group size: about 32 MB of float32 values.</summary>
-    public static int DefaultRowsPerGroup(int dimensions) => Math.Max(1, (8 << 20) / Math.Max(dimensions, 1));
+    /// <summary>Default row group size: about 16 MB of float32 values (the buffers, with the repetition and
+    /// definition levels Parquet.Net takes as int32 arrays, are three times that).</summary>
+    public static int DefaultRowsPerGroup(int dimensions) => Math.Max(1, (4 << 20) / Math.Max(dimensions, 1));
 
     readonly ParquetWriter _writer;
     readonly DataField _index = new DataField<long>("index");

@@ -61,6 +61,7 @@ public static class TextInputs
             case TextInputFormat.Parquet:
                 if (column is null) throw new ArgumentException($"{path}: a .parquet input needs --column NAME (a string column)");
                 if (field is not null) throw new ArgumentException($"{path}: --field is for .jsonl inputs; a .parquet input takes --column");
+                ParquetTexts.Count(path, column);   // the footer: a Parquet file with that string column, before any work
                 break;
             default:
                 if (field is not null || column is not null)
