@@ -11,7 +11,7 @@ static class ClassifyDemoCommand
     public static Command Create()
     {
         var m = new ModelOptions();
-        var data = new Option<string?>("--data") { Description = "Labelled .jsonl/.csv/.tsv, sampled (--n) and split (--test-ratio)" };
+        var data = new Option<string?>("--data") { Description = "Labelled .jsonl/.csv/.tsv/.parquet, sampled (--n) and split (--test-ratio)" };
         var trainFile = new Option<string?>("--train") { Description = "Fixed split: the training file (--n caps its rows, seeded sample)" };
         var testFile = new Option<string?>("--test") { Description = "Fixed split: the test file (all rows)" };
         var textField = new Option<string>("--text-field") { Description = "JSONL field / CSV column of the text", DefaultValueFactory = _ => "text" };

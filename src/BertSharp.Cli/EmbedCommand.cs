@@ -5,16 +5,16 @@ using Spectre.Console.Rendering;
 
 namespace BertSharp.Cli;
 
-/// <summary><c>bert embed</c>: one sentence vector per input text, streamed into .npy, .jsonl or .csv.</summary>
+/// <summary><c>bert embed</c>: one sentence vector per input text, streamed into .npy, .jsonl, .csv or .parquet.</summary>
 static class EmbedCommand
 {
     public static Command Create()
     {
         var m = new ModelOptions();
-        var input = new Option<string>("--input") { Description = "Texts: a UTF-8 text file (one per line), .jsonl (with --field), .csv or .tsv (with --column)", Required = true };
+        var input = new Option<string>("--input") { Description = "Texts: a UTF-8 text file (one per line), .jsonl (with --field), .csv, .tsv or .parquet (with --column)", Required = true };
         var field = new Option<string?>("--field") { Description = "The JSONL string field holding the text" };
-        var column = new Option<string?>("--column") { Description = "The CSV/TSV header column holding the text" };
-        var output = new Option<string>("--output") { Description = "OUT.npy (float32 [N, H], C order), OUT.jsonl ({\"index\", \"embedding\"} per line) or OUT.csv (e0…e{H-1})", Required = true };
+        var column = new Option<string?>("--column") { Description = "The CSV/TSV header column or Parquet string column holding the text" };
+        var output = new Option<string>("--output") { Description = "OUT.npy (float32 [N, H], C order), OUT.jsonl ({\"index\", \"embedding\"} per line), OUT.csv (e0…e{H-1}) or OUT.parquet (index, embedding: fixed-size list of float32)", Required = true };
         var pooling = new Option<string?>("--pooling") { Description = "mean | cls | max | pooler (default: the model's sentence-transformers pooling, else mean)" };
         var layer = new Option<string>("--layer") { Description = "Hidden states to pool: -1 (last), -2, …, or avg-last-4", DefaultValueFactory = _ => "-1" };
         var normalize = new Option<bool>("--normalize") { Description = "L2-normalise every vector (default: on when modules.json lists a Normalize module)" };
@@ -23,7 +23,7 @@ static class EmbedCommand
         var chunk = new Option<int>("--chunk-size") { Description = "Texts read, length-sorted and written at a time (memory bound)", DefaultValueFactory = _ => EmbeddingJob.DefaultChunkSize };
         var maxLength = new Option<int?>("--max-length") { Description = "Tokens per text incl. [CLS]/[SEP]; longer texts are cut and counted, or windowed with --stride (default: the model's)" };
         var stride = new Option<int?>("--stride") { Description = "Split long texts into --max-length windows overlapping by this many tokens and average them (token-weighted) instead of cutting" };
-        var cmd = new Command("embed", "Sentence embeddings: one vector per input text (mean/cls/max/pooler pooling), streamed into .npy, .jsonl or .csv");
+        var cmd = new Command("embed", "Sentence embeddings: one vector per input text (mean/cls/max/pooler pooling), streamed into .npy, .jsonl, .csv or .parquet");
         foreach (var o in new Option[] { input, field, column, output, pooling, layer, normalize, noNormalize, batch, chunk, maxLength, stride }) cmd.Options.Add(o);
         m.AddTo(cmd);
         cmd.SetAction(parse => Cli.Run(parse, () =>
@@ -91,7 +91,7 @@ static class EmbedCommand
                               $"({pool} pooling{(embedder.Layer.IsLast ? "" : $" of layer {embedder.Layer}")}{(embedder.Normalize ? ", L2-normalised" : "")}) in {r.Seconds:F2} s ({rate:F1} texts/s)");
             if (r.Truncated > 0)
                 Console.Error.WriteLine($"bert: note: {r.Truncated} of {r.Rows} texts were longer than {embedder.MaxLength} tokens and were cut " +
-                                        $"(first: line {r.FirstTruncatedLine}); --max-length sets the limit, --stride windows them instead");
+                                        $"(first: {(TextInputs.FormatOf(inPath) == TextInputFormat.Parquet ? "row" : "line")} {r.FirstTruncatedLine}); --max-length sets the limit, --stride windows them instead");
             if (r.Windowed > 0)
                 Console.Error.WriteLine($"bert: note: {r.Windowed} of {r.Rows} texts were longer than {embedder.MaxLength} tokens and were split into {r.Windows} windows " +
                                         $"(overlap {embedder.Stride}), averaged token-weighted");
@@ -104,10 +104,10 @@ static class EmbedCommand
     static EmbeddingJobReport RunWithProgress(Embedder embedder, string inPath, string? key, string outPath, int chunk, CancellationToken ct)
     {
         var records = TextInputs.Read(inPath, TextInputs.FormatOf(inPath) == TextInputFormat.Jsonl ? key : null,
-            TextInputs.FormatOf(inPath) is TextInputFormat.Csv or TextInputFormat.Tsv ? key : null);
+            TextInputs.FormatOf(inPath) is TextInputFormat.Csv or TextInputFormat.Tsv or TextInputFormat.Parquet ? key : null);
         if (Console.IsErrorRedirected) return EmbeddingJob.Run(embedder, records, outPath, chunk, null, ct);
         long total = TextInputs.Count(inPath, TextInputs.FormatOf(inPath) == TextInputFormat.Jsonl ? key : null,
-            TextInputs.FormatOf(inPath) is TextInputFormat.Csv or TextInputFormat.Tsv ? key : null);   // a cheap streaming pass, for the ETA
+            TextInputs.FormatOf(inPath) is TextInputFormat.Csv or TextInputFormat.Tsv or TextInputFormat.Parquet ? key : null);   // a cheap streaming pass, for the ETA
         var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
         EmbeddingJobReport? result = null;
         console.Progress()

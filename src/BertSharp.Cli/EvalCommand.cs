@@ -17,24 +17,26 @@ public static class EvalCommand
         var json = new Option<bool>("--json") { Description = "Print one JSON object" };
         var split = new Option<bool>("--split-by-article") { Description = "squad: score the eval side of the article split `finetune --split-by-article` made" };
         var fraction = new Option<double>("--split-eval-fraction") { Description = "squad: the split's eval fraction (default 0.2)", DefaultValueFactory = _ => 0.2 };
+        var windows = new Option<int?>("--stride") { Description = "Text classification/regression: split inputs longer than --max-length into windows overlapping by S tokens and average their logits (default: cut them)", HelpName = "S" };
         var stride = new Option<int?>("--doc-stride") { Description = "squad: window overlap in tokens (default max-length / 3)" };
         var answer = new Option<int>("--max-answer-length") { Description = "squad: longest answer in tokens (default 30)", DefaultValueFactory = _ => 30 };
         var text = new Option<string>("--text-column") { Description = "csv: text column (default text)", DefaultValueFactory = _ => "text" };
         var pair = new Option<string?>("--text-pair-column") { Description = "csv: second text column" };
         var label = new Option<string>("--label-column") { Description = "csv: label column (default label)", DefaultValueFactory = _ => "label" };
         var cmd = new Command("eval", "Score a fine-tuned model on a task file with the task's metrics")
-            { model, task, data, maxLength, json, split, fraction, stride, answer, text, pair, label };
+            { model, task, data, maxLength, windows, json, split, fraction, stride, answer, text, pair, label };
         cmd.SetAction(parse => Cli.Run(parse, () =>
         {
             var options = new FineTuneTaskConfig
             {
                 Task = parse.GetValue(task)!, Model = parse.GetValue(model)!, Train = parse.GetValue(data)!, MaxLength = parse.GetValue(maxLength),
-                SplitByArticle = parse.GetValue(split), SplitEvalFraction = parse.GetValue(fraction), DocStride = parse.GetValue(stride),
+                SplitByArticle = parse.GetValue(split), SplitEvalFraction = parse.GetValue(fraction), DocStride = parse.GetValue(stride), Stride = parse.GetValue(windows),
                 MaxAnswerLength = parse.GetValue(answer), TextColumn = parse.GetValue(text)!, TextPairColumn = parse.GetValue(pair),
                 LabelColumn = parse.GetValue(label)!,
             };
             options.Validate();
-            var scores = FineTuner.Evaluate(options.Model, options.Task, options.Train, options.MaxLength, options: options);
+            var scores = FineTuner.Evaluate(options.Model, options.Task, options.Train, options.MaxLength, options: options,
+                log: m => Console.Error.WriteLine("bert: note: " + m));
             if (parse.GetValue(json)) Console.WriteLine(JsonSerializer.Serialize(scores, Cli.Json));
             else foreach (var (k, v) in scores) Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{k}\t{v:0.0000}"));
             return 0;

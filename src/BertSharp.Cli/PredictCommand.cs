@@ -20,9 +20,10 @@ public static class PredictCommand
         var output = new Option<string?>("--output", "-o") { Description = "Write the predictions to FILE (written whole, then renamed)", HelpName = "FILE" };
         var json = new Option<bool>("--json") { Description = "One JSON object per input (JSON Lines)" };
         var maxLength = new Option<int>("--max-length") { Description = "Tokens per window (default 128)", DefaultValueFactory = _ => 128 };
+        var stride = new Option<int?>("--stride") { Description = "Text classification/regression: split inputs longer than --max-length into windows overlapping by S tokens and average their logits (default: cut them)", HelpName = "S" };
         var threads = new Option<int?>("--threads") { Description = "Torch threads (default: all cores)" };
         var cmd = new Command("predict", "Predict with a fine-tuned model: label + scores, value, entities or answer span")
-            { model, input, text, pair, question, context, output, json, maxLength, threads };
+            { model, input, text, pair, question, context, output, json, maxLength, stride, threads };
         cmd.SetAction(parse => Cli.Run(parse, () =>
         {
             Runtime.SetThreads(parse.GetValue(threads));
@@ -32,7 +33,7 @@ public static class PredictCommand
             if (given != 1) throw new ArgumentException("give exactly one of --input FILE, --text TEXT [--text-pair TEXT] or --question Q --context C");
             if ((q is null) != (c is null)) throw new ArgumentException("--question and --context go together");
             if (p is not null && t is null) throw new ArgumentException("--text-pair needs --text");
-            using var predictor = new FineTunedPredictor(parse.GetValue(model)!, parse.GetValue(maxLength));
+            using var predictor = new FineTunedPredictor(parse.GetValue(model)!, parse.GetValue(maxLength), stride: parse.GetValue(stride));
             if (q is not null && predictor.Kind != TaskKind.QuestionAnswering)
                 throw new ArgumentException($"--question/--context are for a question-answering model; this one is a {predictor.Architecture} (use --text)");
             if (t is not null && predictor.Kind == TaskKind.QuestionAnswering)
@@ -40,6 +41,7 @@ public static class PredictCommand
             var inputs = file is not null ? FineTunedPredictor.ReadInputs(file, predictor.Kind)
                 : q is not null ? [new PredictInput(q, c)] : [new PredictInput(t!, p)];
             var preds = predictor.Predict(inputs);
+            if (predictor.LastReport is { Truncated: > 0 } or { Windowed: > 0 }) Console.Error.WriteLine("bert: note: " + predictor.LastReport.Describe());
             var lines = new List<string>(preds.Count);
             for (int i = 0; i < preds.Count; i++)
             {

@@ -10,7 +10,7 @@ static class SearchCommand
     public static Command Create()
     {
         var m = new ModelOptions();
-        var corpus = new Option<string?>("--corpus") { Description = "Texts to search: a text file (one per line), .jsonl (with --field) or .csv/.tsv (with --column); needed to build an index" };
+        var corpus = new Option<string?>("--corpus") { Description = "Texts to search: a text file (one per line), .jsonl (with --field) or .csv/.tsv/.parquet (with --column); needed to build an index" };
         var field = new Option<string?>("--field") { Description = "The JSONL string field holding the text" };
         var column = new Option<string?>("--column") { Description = "The CSV/TSV header column holding the text" };
         var index = new Option<string?>("--index") { Description = "Index directory: built from --corpus when it does not exist, reused when it does (refused if built with another model/pooling/layer)" };

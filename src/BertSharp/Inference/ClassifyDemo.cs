@@ -40,11 +40,11 @@ public static class ClassifyDemo
         var other => throw new ArgumentException($"--classifier '{other}' is not supported (expected logistic, sdca, fasttree or lightgbm)"),
     };
 
-    /// <summary>Labelled texts of a .jsonl/.csv/.tsv file; a record with an empty label is an error.</summary>
+    /// <summary>Labelled texts of a .jsonl/.csv/.tsv/.parquet file; a record with an empty label is an error.</summary>
     public static List<LabelledText> Read(string path, string textField, string labelField)
     {
         if (TextInputs.FormatOf(path) == TextInputFormat.Lines)
-            throw new ArgumentException($"{path}: labelled data must be .jsonl, .csv or .tsv (with --text-field and --label-field)");
+            throw new ArgumentException($"{path}: labelled data must be .jsonl, .csv, .tsv or .parquet (with --text-field and --label-field)");
         var list = new List<LabelledText>();
         foreach (var (text, label, line) in TextInputs.ReadRows(path, textField, labelField))
         {

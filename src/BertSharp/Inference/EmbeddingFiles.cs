@@ -15,20 +15,24 @@ public enum EmbeddingFileFormat
     Jsonl,
     /// <summary>A header <c>e0,e1,…</c> and one row of H floats per text (shortest round-trip form).</summary>
     Csv,
+    /// <summary>Apache Parquet: <c>index</c> (int64) and <c>embedding</c> (a list of exactly H float32, an Arrow
+    /// fixed-size list), streamed one row group at a time.</summary>
+    Parquet,
 }
 
 /// <summary>Reading the texts and writing the vectors of <c>bert embed</c>.</summary>
 public static class EmbeddingFiles
 {
     /// <summary>The format of an output path from its extension.</summary>
-    /// <exception cref="ArgumentException">not <c>.npy</c>, <c>.jsonl</c> or <c>.csv</c>.</exception>
+    /// <exception cref="ArgumentException">not <c>.npy</c>, <c>.jsonl</c>, <c>.csv</c> or <c>.parquet</c>.</exception>
     public static EmbeddingFileFormat FormatOf(string path) => Path.GetExtension(path).ToLowerInvariant() switch
     {
         ".npy" => EmbeddingFileFormat.Npy,
         ".jsonl" => EmbeddingFileFormat.Jsonl,
         ".csv" => EmbeddingFileFormat.Csv,
+        ".parquet" => EmbeddingFileFormat.Parquet,
         var ext => throw new ArgumentException(
-            $"{path}: unknown output format '{(ext.Length == 0 ? "(no extension)" : ext)}' (expected .npy, .jsonl or .csv)"),
+            $"{path}: unknown output format '{(ext.Length == 0 ? "(no extension)" : ext)}' (expected .npy, .jsonl, .csv or .parquet)"),
     };
 
     /// <summary>
@@ -62,9 +66,10 @@ public static class EmbeddingFiles
 }
 
 /// <summary>
-/// Appends vectors to an embeddings file (.npy / .jsonl / .csv) as they come, for inputs too large to hold: rows go
-/// to a temporary file beside the target; <see cref="Commit"/> completes it (the .npy header is rewritten with the
-/// final row count — it has a fixed 128-byte size, so the data does not move) and renames it into place. Disposing
+/// Appends vectors to an embeddings file (.npy / .jsonl / .csv / .parquet) as they come, for inputs too large to hold:
+/// rows go to a temporary file beside the target; <see cref="Commit"/> completes it (the .npy header is rewritten with
+/// the final row count — it has a fixed 128-byte size, so the data does not move; the Parquet footer is written) and
+/// renames it into place. Disposing
 /// without committing (an error, Ctrl-C) deletes the temporary file: the target is the complete new file or untouched.
 /// </summary>
 public sealed class EmbeddingFileWriter : IDisposable
@@ -73,6 +78,7 @@ public sealed class EmbeddingFileWriter : IDisposable
     readonly string _target, _tmp;
     readonly FileStream _stream;
     readonly StreamWriter? _text;
+    readonly ParquetEmbeddingSink? _parquet;
     readonly byte[] _row;
     readonly StringBuilder _sb = new();
     bool _done;
@@ -81,7 +87,10 @@ public sealed class EmbeddingFileWriter : IDisposable
     public int Dimensions { get; }
     public long Rows { get; private set; }
 
-    public EmbeddingFileWriter(string path, int dimensions)
+    public EmbeddingFileWriter(string path, int dimensions) : this(path, dimensions, null) { }
+
+    /// <param name="parquetRowsPerGroup">rows per Parquet row group (default: about 16 MB of floats)</param>
+    internal EmbeddingFileWriter(string path, int dimensions, int? parquetRowsPerGroup)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(dimensions);
         Format = EmbeddingFiles.FormatOf(path);
@@ -96,6 +105,19 @@ public sealed class EmbeddingFileWriter : IDisposable
         {
             var header = NpyHeader(0);
             _stream.Write(header);
+        }
+        else if (Format == EmbeddingFileFormat.Parquet)
+        {
+            try
+            {
+                _parquet = new ParquetEmbeddingSink(_stream, dimensions, parquetRowsPerGroup);
+            }
+            catch
+            {
+                _stream.Dispose();
+                File.Delete(_tmp);
+                throw;
+            }
         }
         else
         {
@@ -127,6 +149,7 @@ public sealed class EmbeddingFileWriter : IDisposable
             for (int j = 0; j < v.Length; j++) BinaryPrimitives.WriteSingleLittleEndian(_row.AsSpan(4 * j), v[j]);
             _stream.Write(_row);
         }
+        else if (_parquet is not null) _parquet.Add(v);
         else
         {
             _sb.Clear();
@@ -149,6 +172,7 @@ public sealed class EmbeddingFileWriter : IDisposable
     {
         ObjectDisposedException.ThrowIf(_done, this);
         if (_text is not null) _text.Flush();
+        else if (_parquet is not null) _parquet.Finish();
         else
         {
             _stream.Position = 0;

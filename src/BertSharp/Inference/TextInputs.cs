@@ -15,15 +15,18 @@ public enum TextInputFormat
     Csv,
     /// <summary><c>.tsv</c>: tab-separated with a header row, no quoting (GLUE's format); the text is a named column.</summary>
     Tsv,
+    /// <summary><c>.parquet</c>: Apache Parquet; the text is a named string column (read one row group at a time).</summary>
+    Parquet,
 }
 
-/// <summary>One input text and the 1-based line of the file it starts on.</summary>
+/// <summary>One input text and the 1-based line of the file it starts on (for Parquet: the 1-based row).</summary>
 public readonly record struct TextRecord(string Text, long Line);
 
 /// <summary>
 /// Streaming readers for the texts of <c>bert embed</c>, <c>bert search</c> and <c>bert classify-demo</c>: records
-/// are produced one at a time (a file of any size is never held in memory), in file order, and every malformed record
-/// is a <see cref="FormatException"/> <c>FILE:LINE: what was expected</c>.
+/// are produced one at a time (a file of any size is never held in memory; Parquet: one row group at a time), in file
+/// order, and every malformed record is a <see cref="FormatException"/> <c>FILE:LINE: what was expected</c> (Parquet:
+/// <c>FILE: column 'C': what was expected</c>).
 /// </summary>
 public static class TextInputs
 {
@@ -32,12 +35,13 @@ public static class TextInputs
         ".jsonl" => TextInputFormat.Jsonl,
         ".csv" => TextInputFormat.Csv,
         ".tsv" => TextInputFormat.Tsv,
+        ".parquet" => TextInputFormat.Parquet,
         _ => TextInputFormat.Lines,
     };
 
     /// <summary>
     /// Checks that the path exists and that the field/column options fit its format: <c>.jsonl</c> needs
-    /// <paramref name="field"/>, <c>.csv</c>/<c>.tsv</c> need <paramref name="column"/>, a plain text file takes neither.
+    /// <paramref name="field"/>, <c>.csv</c>/<c>.tsv</c>/<c>.parquet</c> need <paramref name="column"/>, a plain text file takes neither.
     /// </summary>
     public static TextInputFormat Validate(string path, string? field, string? column)
     {
@@ -54,22 +58,27 @@ public static class TextInputs
                 if (column is null) throw new ArgumentException($"{path}: a .csv/.tsv input needs --column NAME (a column of its header row)");
                 if (field is not null) throw new ArgumentException($"{path}: --field is for .jsonl inputs; a .csv/.tsv input takes --column");
                 break;
+            case TextInputFormat.Parquet:
+                if (column is null) throw new ArgumentException($"{path}: a .parquet input needs --column NAME (a string column)");
+                if (field is not null) throw new ArgumentException($"{path}: --field is for .jsonl inputs; a .parquet input takes --column");
+                ParquetTexts.Count(path, column);   // the footer: a Parquet file with that string column, before any work
+                break;
             default:
                 if (field is not null || column is not null)
-                    throw new ArgumentException($"{path}: --field/--column are for .jsonl/.csv/.tsv inputs; this file is read as one text per line");
+                    throw new ArgumentException($"{path}: --field/--column are for .jsonl/.csv/.tsv/.parquet inputs; this file is read as one text per line");
                 break;
         }
         return format;
     }
 
-    /// <summary>The texts of <paramref name="path"/> in file order: the lines of a text file (an empty line is the empty text), field <paramref name="field"/> of each JSONL object (blank lines skipped), column <paramref name="column"/> of each CSV/TSV record after the header (blank lines skipped).</summary>
+    /// <summary>The texts of <paramref name="path"/> in file order: the lines of a text file (an empty line is the empty text), field <paramref name="field"/> of each JSONL object (blank lines skipped), column <paramref name="column"/> of each CSV/TSV record after the header (blank lines skipped) or of each Parquet row (a null is an error).</summary>
     public static IEnumerable<TextRecord> Read(string path, string? field = null, string? column = null) =>
         ReadRows(path, field ?? column, null).Select(r => new TextRecord(r.Text, r.Line));
 
     /// <summary>
     /// Texts with a second string value per record (a label): <paramref name="textKey"/> and
-    /// <paramref name="labelKey"/> name JSONL fields or CSV/TSV columns. A JSON label may be a string or a number
-    /// (written back as its JSON text).
+    /// <paramref name="labelKey"/> name JSONL fields or CSV/TSV/Parquet columns. A JSON label may be a string or a number
+    /// (written back as its JSON text); a Parquet label column may hold strings, integers or booleans.
     /// </summary>
     public static IEnumerable<(string Text, string? Label, long Line)> ReadRows(string path, string? textKey, string? labelKey)
     {
@@ -82,12 +91,23 @@ public static class TextInputs
         }
         if (textKey is null) throw new ArgumentException($"{path}: name the field/column that holds the text");
         Validate(path, format == TextInputFormat.Jsonl ? textKey : null, format == TextInputFormat.Jsonl ? null : textKey);
-        return format == TextInputFormat.Jsonl ? Jsonl(path, textKey, labelKey) : Delimited(path, format == TextInputFormat.Csv, textKey, labelKey);
+        return format switch
+        {
+            TextInputFormat.Jsonl => Jsonl(path, textKey, labelKey),
+            TextInputFormat.Parquet => ParquetTexts.Read(path, textKey, labelKey),
+            _ => Delimited(path, format == TextInputFormat.Csv, textKey, labelKey),
+        };
     }
 
-    /// <summary>Number of records <see cref="Read(string, string?, string?)"/> yields (one streaming pass; for progress bars).</summary>
+    /// <summary>Number of records <see cref="Read(string, string?, string?)"/> yields (one streaming pass; for progress
+    /// bars; a Parquet file's row count comes from its footer).</summary>
     public static long Count(string path, string? field = null, string? column = null)
     {
+        if (FormatOf(path) == TextInputFormat.Parquet)
+        {
+            Validate(path, field, column);
+            return ParquetTexts.Count(path, column!);
+        }
         long n = 0;
         foreach (var _ in Read(path, field, column)) n++;
         return n;

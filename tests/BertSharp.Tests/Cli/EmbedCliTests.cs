@@ -134,7 +134,7 @@ public class EmbedCliTests : IDisposable
     }
 
     [AssetTheory(TestAssets.TinyRandom)]
-    [InlineData("unknown output format '.parquet'", "--output", "OUT.parquet")]
+    [InlineData("unknown output format '.feather'", "--output", "OUT.feather")]
     [InlineData("unknown output format '(no extension)'", "--output", "OUT")]
     [InlineData("--pooling 'sum' is not supported", "--pooling", "sum")]
     [InlineData("--batch-size must be at least 1", "--batch-size", "0")]
@@ -152,7 +152,7 @@ public class EmbedCliTests : IDisposable
         var args = new List<string> { "embed" };
         var given = extra.Select(x => x switch
         {
-            "OUT.parquet" => Path.Combine(_dir, "out.parquet"),
+            "OUT.feather" => Path.Combine(_dir, "out.feather"),
             "OUT" => Path.Combine(_dir, "out"),
             "BADUTF8" => bad,
             "MISSING" => Path.Combine(_dir, "missing.txt"),

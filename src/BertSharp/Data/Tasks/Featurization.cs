@@ -49,26 +49,60 @@ public sealed record TextFeatureOptions
     public int Stride { get; init; } = 64;
 }
 
+/// <summary>
+/// How the inputs of one <see cref="TextFeaturizer.Featurize(BertTokenizer, IReadOnlyList{TextExample}, TextFeatureOptions?, out TextWindowReport)"/>
+/// call fitted <see cref="MaxLength"/>: without windows, <see cref="Truncated"/> inputs were cut; with windows
+/// (<see cref="Stride"/> set), <see cref="Windowed"/> inputs became several rows, <see cref="Rows"/> in all.
+/// </summary>
+public sealed record TextWindowReport(int Examples, int Truncated, int Windowed, int Rows, int MaxLength, int? Stride)
+{
+    /// <summary>One line for logs: how many inputs were cut or windowed.</summary>
+    public string Describe(string what = "inputs")
+    {
+        var inv = System.Globalization.CultureInfo.InvariantCulture;
+        if (Stride is not { } s)
+            return Truncated == 0
+                ? string.Create(inv, $"{Examples} {what}, none longer than {MaxLength} tokens")
+                : string.Create(inv, $"{Truncated} of {Examples} {what} were longer than {MaxLength} tokens and were cut (--stride S splits them into windows instead)");
+        return Windowed == 0
+            ? string.Create(inv, $"{Examples} {what}, none longer than {MaxLength} tokens (no windows needed)")
+            : string.Create(inv, $"{Windowed} of {Examples} {what} were longer than {MaxLength} tokens and were split into windows overlapping by {s} tokens ({Rows} rows in all)");
+    }
+}
+
 /// <summary>Single texts and pairs → ids / token types, with truncation or windows.</summary>
 public static class TextFeaturizer
 {
     /// <summary>One row per example (or several with <see cref="TextFeatureOptions.Windows"/>), labels copied.</summary>
-    public static List<TaskFeature> Featurize(BertTokenizer tokenizer, IReadOnlyList<TextExample> examples, TextFeatureOptions? options = null)
+    public static List<TaskFeature> Featurize(BertTokenizer tokenizer, IReadOnlyList<TextExample> examples, TextFeatureOptions? options = null) =>
+        Featurize(tokenizer, examples, options, out _);
+
+    /// <summary>
+    /// As <see cref="Featurize(BertTokenizer, IReadOnlyList{TextExample}, TextFeatureOptions?)"/>, and how many inputs
+    /// were cut (truncation) or windowed. Every window is a row carrying the example's label; the rows of one
+    /// example are consecutive, in window order (HF fast tokenizer overflow order for pairs).
+    /// </summary>
+    public static List<TaskFeature> Featurize(BertTokenizer tokenizer, IReadOnlyList<TextExample> examples, TextFeatureOptions? options, out TextWindowReport report)
     {
         options ??= new TextFeatureOptions();
+        if (options.Windows && options.Stride < 0) throw new ArgumentException($"stride must be non-negative (got {options.Stride})");
         var encodeOptions = new EncodeOptions
         {
             MaxLength = options.MaxLength,
             Truncation = TruncationStrategy.LongestFirst,
             Stride = options.Windows ? options.Stride : 0,
-            ReturnOverflowing = options.Windows,
+            // Also without windows: the overflow (what truncation cut) is how a cut input is recognised; the first
+            // row is the plain truncated encoding either way.
+            ReturnOverflowing = true,
         };
         var encodings = tokenizer.EncodeBatch(examples.Select(e => e.Text).ToArray(), examples.Select(e => e.TextPair).ToArray(), encodeOptions);
         var features = new List<TaskFeature>(examples.Count);
+        int cut = 0;
         for (int i = 0; i < examples.Count; i++)
         {
             var e = examples[i];
             List<BertEncoding> rows = [encodings[i]];
+            if (encodings[i].Overflowing.Count > 0) cut++;
             if (options.Windows) rows.AddRange(encodings[i].Overflowing);
             for (int w = 0; w < rows.Count; w++)
                 features.Add(new TaskFeature
@@ -77,6 +111,9 @@ public static class TextFeaturizer
                     Label = e.Label, Score = e.Score,
                 });
         }
+        report = options.Windows
+            ? new TextWindowReport(examples.Count, 0, cut, features.Count, options.MaxLength, options.Stride)
+            : new TextWindowReport(examples.Count, cut, 0, features.Count, options.MaxLength, null);
         return features;
     }
 }
@@ -84,7 +121,9 @@ public static class TextFeaturizer
 /// <summary>Combining per-window outputs into one per example.</summary>
 public static class WindowAggregation
 {
-    /// <summary>Mean of the rows' logits per example (classification/regression over windows).</summary>
+    /// <summary>Mean of the rows' logits per example (classification/regression over windows): a long input's
+    /// prediction is the argmax (classification; probabilities = softmax of the mean logits) or the value (regression)
+    /// of its windows' averaged logits, each window weighted equally.</summary>
     /// <param name="logits">One vector per feature (same order as <paramref name="features"/>).</param>
     public static float[][] MeanByExample(IReadOnlyList<TaskFeature> features, IReadOnlyList<float[]> logits, int exampleCount)
     {

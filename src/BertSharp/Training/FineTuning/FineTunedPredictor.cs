@@ -26,8 +26,11 @@ public sealed class FineTunedPredictor : IDisposable
     readonly nn.Module _model;
     readonly BertTokenizer _tokenizer;
     readonly int _maxLength, _batchSize;
+    readonly int? _stride;
 
-    public FineTunedPredictor(string modelDir, int maxLength = 128, int batchSize = 32)
+    /// <param name="stride">text classification/regression: split inputs longer than <paramref name="maxLength"/> into
+    /// windows overlapping by this many tokens and average their logits (null: truncate)</param>
+    public FineTunedPredictor(string modelDir, int maxLength = 128, int batchSize = 32, int? stride = null)
     {
         var dir = ModelDirectory.Open(modelDir);
         Architecture = dir.Config.Architectures is [var a, ..] ? a
@@ -43,6 +46,13 @@ public sealed class FineTunedPredictor : IDisposable
         var (model, _) = dir.LoadModel(c => BertTaskModels.Create(Architecture, c));
         _model = model;
         Labels = dir.Config.Labels;
+        if (stride is { } s)
+        {
+            if (Kind is not (TaskKind.SequenceClassification or TaskKind.Regression))
+                throw new ArgumentException($"--stride is for text classification and regression models; this one is a {Architecture} (it windows long inputs itself)");
+            if (s < 0 || s >= maxLength - 2) throw new ArgumentException($"--stride must be at least 0 and below --max-length − 2 = {maxLength - 2} (got {s})");
+        }
+        _stride = stride;
         _maxLength = maxLength;
         _batchSize = batchSize;
     }
@@ -50,6 +60,8 @@ public sealed class FineTunedPredictor : IDisposable
     public string Architecture { get; }
     public TaskKind Kind { get; }
     public IReadOnlyList<string> Labels { get; }
+    /// <summary>Text models: how the inputs of the last <see cref="Predict"/> fitted max_length (cut or windowed).</summary>
+    public TextWindowReport? LastReport { get; private set; }
 
     /// <summary>Predictions for <paramref name="inputs"/>, in order.</summary>
     public List<JsonObject> Predict(IReadOnlyList<PredictInput> inputs)
@@ -66,7 +78,9 @@ public sealed class FineTunedPredictor : IDisposable
     List<JsonObject> PredictText(IReadOnlyList<PredictInput> inputs)
     {
         var examples = inputs.Select((x, i) => new TextExample(i.ToString(CultureInfo.InvariantCulture), x.Text, x.TextPair, null, null, x.Line)).ToArray();
-        var feats = TextFeaturizer.Featurize(_tokenizer, examples, new TextFeatureOptions { MaxLength = _maxLength });
+        var feats = TextFeaturizer.Featurize(_tokenizer, examples,
+            new TextFeatureOptions { MaxLength = _maxLength, Windows = _stride is not null, Stride = _stride ?? 0 }, out var report);
+        LastReport = report;
         var (logits, _) = FineTuneTask.Predict(_model, feats, _tokenizer.PadId, Kind, _batchSize);
         var byExample = WindowAggregation.MeanByExample(feats, logits.Select(l => l[0]).ToArray(), examples.Length);
         var result = new List<JsonObject>(inputs.Count);

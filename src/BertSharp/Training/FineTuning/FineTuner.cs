@@ -32,6 +32,12 @@ public sealed record FineTuneTaskConfig
     /// <summary>SQuAD: overlap of consecutive context windows in tokens (null: max_length / 3, HF's 128 at 384).</summary>
     [JsonPropertyName("doc_stride")] public int? DocStride { get; init; }
     [JsonPropertyName("max_query_length")] public int MaxQueryLength { get; init; } = 64;
+    /// <summary>
+    /// Text/pair classification and regression: null truncates inputs longer than <see cref="MaxLength"/> (counted and
+    /// reported); a value splits them into max_length windows overlapping by this many tokens (training uses every
+    /// window with the example's label; evaluation averages the windows' logits).
+    /// </summary>
+    [JsonPropertyName("stride")] public int? Stride { get; init; }
     [JsonPropertyName("max_answer_length")] public int MaxAnswerLength { get; init; } = 30;
     /// <summary>csv task: column (or JSONL field) names.</summary>
     [JsonPropertyName("text_column")] public string TextColumn { get; init; } = "text";
@@ -49,6 +55,7 @@ public sealed record FineTuneTaskConfig
         .Switch("--split-by-article", c => c.SplitByArticle, true, "squad: split --train by article into train/eval (instead of --dev)")
         .Flag("--split-eval-fraction", c => c.SplitEvalFraction, "squad: fraction of articles for eval with --split-by-article")
         .Flag("--doc-stride", c => c.DocStride, "squad: window overlap in tokens (default max-length / 3)")
+        .Flag("--stride", c => c.Stride, "text/pair classification and regression: split inputs longer than --max-length into windows overlapping by S tokens (train on every window, average their logits to evaluate) instead of cutting them", "S")
         .Flag("--max-query-length", c => c.MaxQueryLength, "squad: question tokens kept")
         .Flag("--max-answer-length", c => c.MaxAnswerLength, "squad: longest answer in tokens")
         .Flag("--text-column", c => c.TextColumn, "csv: text column", "NAME")
@@ -65,6 +72,9 @@ public sealed record FineTuneTaskConfig
     public int EffectiveDocStride => DocStride ?? MaxLength / 3;
 
     public SquadFeatureOptions SquadFeatures => new() { MaxLength = MaxLength, DocStride = EffectiveDocStride, MaxQueryLength = MaxQueryLength };
+
+    /// <summary>Text/pair features: truncation, or windows with <see cref="Stride"/>.</summary>
+    public TextFeatureOptions TextFeatures => new() { MaxLength = MaxLength, Windows = Stride is not null, Stride = Stride ?? 0 };
 
     public GenericTextOptions GenericText(IReadOnlyList<string>? labels = null) =>
         new() { TextColumn = TextColumn, TextPairColumn = TextPairColumn, LabelColumn = LabelColumn, Labels = labels };
@@ -116,6 +126,15 @@ public sealed record FineTuneTaskConfig
         if (SplitByArticle && Dev is not null) throw new ArgumentException("--split-by-article makes the eval set from --train; do not also give --dev");
         if (!(SplitEvalFraction > 0 && SplitEvalFraction < 1)) throw new ArgumentException($"--split-eval-fraction must be between 0 and 1 (got {SplitEvalFraction})");
         if (DocStride is < 1) throw new ArgumentException($"--doc-stride must be positive (got {DocStride})");
+        if (Stride is { } stride)
+        {
+            if (spec.Kind is not (TaskKind.SequenceClassification or TaskKind.Regression))
+                throw new ArgumentException(spec.Kind == TaskKind.QuestionAnswering
+                    ? "--stride is for text classification and regression; squad windows its contexts with --doc-stride"
+                    : "--stride is for text classification and regression; tagging tasks always window long sentences");
+            if (stride < 0 || stride >= MaxLength - 2)
+                throw new ArgumentException($"--stride must be at least 0 and below --max-length − 2 = {MaxLength - 2} (got {stride})");
+        }
         if (MaxQueryLength < 1) throw new ArgumentException($"--max-query-length must be positive (got {MaxQueryLength})");
         if (MaxAnswerLength < 1) throw new ArgumentException($"--max-answer-length must be positive (got {MaxAnswerLength})");
         if (EarlyStoppingPatience > 0 && Dev is null && !SplitByArticle) throw new ArgumentException("--early-stopping-patience needs dev data (--dev FILE)");
@@ -358,11 +377,13 @@ public static class FineTuner
                     if (devSet is not null) devSet = TaskData.ReadText(spec, cfg.Dev!, cfg.GenericText(labels));
                 }
                 if (!trainSet.HasLabels) throw new ArgumentException($"{cfg.Train}: the training file has no labels (column '{cfg.LabelColumn}')");
-                var opt = new TextFeatureOptions { MaxLength = cfg.MaxLength };
-                var trainFeatures = TextFeaturizer.Featurize(tokenizer, trainSet.Examples, opt);
+                var opt = cfg.TextFeatures;
+                var trainFeatures = TextFeaturizer.Featurize(tokenizer, trainSet.Examples, opt, out var trainReport);
+                log("train: " + trainReport.Describe());
                 if (devSet is null) return new Prepared(trainFeatures, labels, null);
                 if (!devSet.HasLabels) throw new ArgumentException($"{cfg.Dev}: the dev file has no labels (column '{cfg.LabelColumn}')");
-                var feats = TextFeaturizer.Featurize(tokenizer, devSet.Examples, opt);
+                var feats = TextFeaturizer.Featurize(tokenizer, devSet.Examples, opt, out var devReport);
+                log("dev: " + devReport.Describe() + (opt.Windows ? "; an input's prediction averages its windows' logits" : ""));
                 var dev = devSet;
                 return new Prepared(trainFeatures, labels, m => ScoreText(spec, m, feats, dev, tokenizer.PadId, batchSize));
             }
@@ -491,10 +512,11 @@ public static class FineTuner
     /// Scores a fine-tuned model directory (config.json <c>architectures</c> names the task class) on a labelled
     /// file of <paramref name="taskName"/> with the task's metrics (the same computation as the dev scores of a run).
     /// <paramref name="options"/>: csv columns, SQuAD window/answer options and, with <c>SplitByArticle</c>, the eval side of
-    /// the same article split a run made.
+    /// the same article split a run made; <c>Stride</c>: windows for long text inputs (their logits averaged), else they
+    /// are truncated. <paramref name="log"/> hears how many inputs were cut or windowed.
     /// </summary>
     public static Dictionary<string, double> Evaluate(string modelDir, string taskName, string dataFile, int maxLength = 128, int batchSize = 32,
-        FineTuneTaskConfig? options = null)
+        FineTuneTaskConfig? options = null, Action<string>? log = null)
     {
         var spec = FineTuneTasks.Get(taskName);
         options ??= new FineTuneTaskConfig();
@@ -527,7 +549,8 @@ public static class FineTuner
             throw new ArgumentException($"{dir.ConfigPath}: id2label ({string.Join(", ", labels)}) is not task '{spec.Name}''s ({string.Join(", ", fixedLabels)})");
         var text = TaskData.ReadText(spec, dataFile, options.GenericText(spec.Kind == TaskKind.Regression ? null : labels));
         if (!text.HasLabels) throw new ArgumentException($"{dataFile}: no labels to score against");
-        var tf = TextFeaturizer.Featurize(tokenizer, text.Examples, new TextFeatureOptions { MaxLength = maxLength });
+        var tf = TextFeaturizer.Featurize(tokenizer, text.Examples, options.TextFeatures, out var report);
+        log?.Invoke(report.Describe());
         return ScoreText(spec, model, tf, text, tokenizer.PadId, batchSize);
     }
 }
