@@ -39,6 +39,11 @@ public sealed record FineTuneTaskConfig
     /// </summary>
     [JsonPropertyName("stride")] public int? Stride { get; init; }
     [JsonPropertyName("max_answer_length")] public int MaxAnswerLength { get; init; } = 30;
+    /// <summary>
+    /// Take only the config and the vocabulary from <see cref="Model"/> and start from HF-initialised random weights
+    /// (transformers' <c>from_config</c>): the random-init baseline of a recipe.
+    /// </summary>
+    [JsonPropertyName("random_init")] public bool RandomInit { get; init; }
     /// <summary>csv task: column (or JSONL field) names.</summary>
     [JsonPropertyName("text_column")] public string TextColumn { get; init; } = "text";
     [JsonPropertyName("text_pair_column")] public string? TextPairColumn { get; init; }
@@ -58,6 +63,7 @@ public sealed record FineTuneTaskConfig
         .Flag("--stride", c => c.Stride, "text/pair classification and regression: split inputs longer than --max-length into windows overlapping by S tokens (train on every window, average their logits to evaluate) instead of cutting them", "S")
         .Flag("--max-query-length", c => c.MaxQueryLength, "squad: question tokens kept")
         .Flag("--max-answer-length", c => c.MaxAnswerLength, "squad: longest answer in tokens")
+        .Switch("--random-init", c => c.RandomInit, true, "Use only --model's config and vocabulary; start from HF-initialised random weights (a baseline)")
         .Flag("--text-column", c => c.TextColumn, "csv: text column", "NAME")
         .Flag("--text-pair-column", c => c.TextPairColumn, "csv: second text column (sentence pairs)", "NAME")
         .Flag("--label-column", c => c.LabelColumn, "csv: label column", "NAME");
@@ -259,9 +265,18 @@ public static class FineTuner
         var architecture = FineTuneTask.ArchitectureFor(spec.Kind);
         var model = BertTaskModels.Create(architecture, config);
         ModelUtils.InitWeights(model, config, train.Seed);
-        var report = source.LoadWeightsInto(model);
-        log(report.IsComplete ? $"init: every weight from {source.WeightsPath}"
-            : $"init: {report.Loaded} tensors from {source.WeightsPath}; newly initialised (HF init): {string.Join(", ", report.Missing)}");
+        LoadReport report;
+        if (cfg.RandomInit)
+        {
+            report = new LoadReport(model.state_dict().Keys.Where(k => !ModelUtils.IsTiedAlias(k)).ToList(), [], 0);
+            log($"init: random (HF init, seed {train.Seed}); config and vocabulary from {cfg.Model}, its weights unused");
+        }
+        else
+        {
+            report = source.LoadWeightsInto(model);
+            log(report.IsComplete ? $"init: every weight from {source.WeightsPath}"
+                : $"init: {report.Loaded} tensors from {source.WeightsPath}; newly initialised (HF init): {string.Join(", ", report.Missing)}");
+        }
         if (train.DType == Precision.BFloat16) model.to(ScalarType.BFloat16);
 
         var task = new FineTuneTask(model, spec.Kind, config, tokenizer);

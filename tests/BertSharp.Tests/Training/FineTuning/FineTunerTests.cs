@@ -57,4 +57,36 @@ public class FineTunerTests
             try { Directory.Delete(dir, true); } catch (IOException) { }
         }
     }
+
+    /// <summary>--random-init: the config and vocabulary of the model directory, none of its weights.</summary>
+    [AssetFact(TestAssets.TinyRandom)]
+    public void Random_init_uses_the_config_and_vocabulary_but_not_the_weights()
+    {
+        var dir = Directory.CreateTempSubdirectory("bertsharp-ftr-").FullName;
+        try
+        {
+            var tsv = Path.Combine(dir, "train.tsv");
+            File.WriteAllLines(tsv, ["sentence\tlabel", "a good film .\t1", "a bad film .\t0", "fine work .\t1", "dull work .\t0"]);
+            var source = TestAssets.Path(TestAssets.TinyRandom);
+            var cfg = new FineTuneTaskConfig { Task = "sst2", Model = source, Train = tsv, MaxLength = 16, RandomInit = true };
+            var train = FineTuneTaskConfig.DefaultTrain with { Epochs = null, TotalSteps = 1, BatchSize = 4, TensorBoard = false, Plots = false, LearningRate = 1e-12 };
+            var messages = new List<string>();
+            var result = FineTuner.Run(cfg, train, Path.Combine(dir, "out"), log: messages.Add);
+            Assert.Contains(messages, m => m.StartsWith("init: random", StringComparison.Ordinal));
+            Assert.Equal(0, result.Init.Loaded);
+            Assert.Contains("bert.embeddings.word_embeddings.weight", result.Init.Missing);
+
+            using var trained = ModelDirectory.Open(result.BestDir).LoadModel(c => new BertForSequenceClassification(c)).Model;
+            using var original = ModelDirectory.Open(source).LoadModel(c => new BertForSequenceClassification(c)).Model;
+            var a = trained.state_dict()["bert.embeddings.word_embeddings.weight"];
+            var b = original.state_dict()["bert.embeddings.word_embeddings.weight"];
+            Assert.Equal(b.shape, a.shape);                                   // same config
+            Assert.True(a.sub(b).abs().max().item<float>() > 1e-3f);          // not the checkpoint's weights
+            Assert.Equal(ModelDirectory.Open(source).LoadTokenizer().Vocab.Count, ModelDirectory.Open(result.BestDir).LoadTokenizer().Vocab.Count);
+        }
+        finally
+        {
+            try { Directory.Delete(dir, true); } catch (IOException) { }
+        }
+    }
 }
