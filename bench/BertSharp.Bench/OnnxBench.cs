@@ -80,6 +80,23 @@ static class OnnxBench
                 model.Dispose();
             }
 
+            // What ORT's optimizer (ORT_ENABLE_ALL) makes of each MiniLM file: the ops that matter, after fusion.
+            var census = new List<string>();
+            string[] keyOps = ["EmbedLayerNormalization", "Attention", "MultiHeadAttention", "QAttention", "SkipLayerNormalization",
+                "LayerNormalization", "BiasGelu", "FastGelu", "Gelu", "MatMul", "FusedMatMul", "DynamicQuantizeMatMul",
+                "MatMulIntegerToFloat", "MatMulInteger", "DynamicQuantizeLinear", "Softmax", "Erf"];
+            foreach (var v in variants.Where(v => v.Model == "MiniLM"))
+            {
+                var optimized = Path.Combine(dir, $"optimized-{census.Count}.onnx");
+                using (new InferenceSession(v.Path, new SessionOptions
+                       {
+                           GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL, IntraOpNumThreads = 1, OptimizedModelFilePath = optimized,
+                       })) { }
+                var ops = BertSharp.Checkpoints.OnnxModel.Load(optimized).Nodes.GroupBy(n => n.OpType).ToDictionary(g => g.Key, g => g.Count());
+                census.Add($"| {v.Name} | {ops.Values.Sum()} | " + string.Join(", ", keyOps.Where(ops.ContainsKey).Select(o => $"{o} {ops[o]}")) + " |");
+                File.Delete(optimized);
+            }
+
             // One session per (variant, threads), created before any timing.
             var sessions = new Dictionary<(Variant, int), InferenceSession>();
             foreach (var v in variants)
@@ -119,7 +136,7 @@ static class OnnxBench
                 var s = xs.Order().ToArray();
                 return s.Length % 2 == 1 ? s[s.Length / 2] : (s[s.Length / 2 - 1] + s[s.Length / 2]) / 2;
             }
-            Console.WriteLine($"Machine: {Machine.Cpu()} ({string.Join(", ", Machine.CpuExtensions())}), {Environment.ProcessorCount} cores; " +
+            Console.WriteLine($"Machine: {Machine.Cpu()} ({string.Join(", ", Machine.CpuExtensions())}{(File.Exists("/proc/cpuinfo") && File.ReadAllText("/proc/cpuinfo").Contains("avx512_vnni") ? ", avx512_vnni" : "")}), {Environment.ProcessorCount} cores; " +
                 $"ONNX Runtime {typeof(InferenceSession).Assembly.GetName().Version}, ORT_ENABLE_ALL; {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC");
             Console.WriteLine($"Load average (1/5/15 min) at start: {loadStart}; at end: {Machine.LoadAverage(" / ")}. " +
                 $"seq length {seq}, {rounds} interleaved rounds, median seq/s; ratio vs the shipped MiniLM file (MiniLM) or vs our plain export (BERT-base).");
@@ -133,6 +150,15 @@ static class OnnxBench
                 var med = Median(samples[c]);
                 Console.WriteLine($"| {c.V.Model} | {c.V.Name} | {c.Batch}×{seq} | {c.Threads} | {med:F1} | " +
                     $"{string.Join(", ", samples[c].Select(x => x.ToString("F1")))} | {med / Median(samples[baseline]):F2}× |");
+            }
+            if (census.Count > 0)
+            {
+                Console.WriteLine();
+                Console.WriteLine("MiniLM graphs after ORT's optimizer (ORT_ENABLE_ALL), node count and the ops that matter:");
+                Console.WriteLine();
+                Console.WriteLine("| graph | nodes | ops after ORT's fusions |");
+                Console.WriteLine("|---|---|---|");
+                foreach (var line in census) Console.WriteLine(line);
             }
             foreach (var s in sessions.Values) s.Dispose();
             foreach (var (_, (_, values)) in inputs) foreach (var v in values) v.Dispose();

@@ -462,24 +462,33 @@ public static class OnnxExporter
             var H = c.HiddenSize;
             var A = c.NumAttentionHeads;
 
-            // Attention: Q, K, V packed into one [H, 3H] weight (columns q | k | v, heads contiguous) and a [3H] bias;
-            // the raw [B, L] int32 mask (0 → mask_filter_value −10000 added to the scores, as HF v4.5).
             g.Scope = $"{s}/attention/self";
             var parts = new[] { "query", "key", "value" };
-            var qkvBias = g.Initializer($"{k}attention.self.qkv.bias",
-                cat(parts.Select(n => w.Get($"{k}attention.self.{n}.bias", H)).ToList(), 0).contiguous());
+            var heads = OnnxAttribute.Int("num_heads", A);
             string ctx;
-            using (var qkvT = cat(parts.Select(n => w.Get($"{k}attention.self.{n}.weight", H, H).t()).ToList(), 1).contiguous())
+            if (int8)
             {
-                var heads = OnnxAttribute.Int("num_heads", A);
-                if (int8)
+                // Q, K and V each as DynamicQuantizeMatMul (int8 weight, + bias), then MultiHeadAttention on them with
+                // the raw mask: measured faster than QAttention, whose CPU kernel runs one small GEMM per head.
+                var qkv = parts.Select(n =>
                 {
-                    var (xq, xs, xzp) = DynamicQuantize(hidden);
-                    var (wq, ws) = QuantizedWeight($"{k}attention.self.qkv", qkvT);
-                    ctx = g.Contrib("QAttention", [xq, wq, qkvBias, xs, ws, mask32, xzp], null, heads);
-                }
-                else
-                    ctx = g.Contrib("Attention", [hidden, g.Initializer($"{k}attention.self.qkv.weight", qkvT.clone()), qkvBias, mask32], null, heads);
+                    using var weight = w.Get($"{k}attention.self.{n}.weight", H, H);
+                    using var wT = weight.t().contiguous();
+                    var (wq, ws) = QuantizedWeight($"{k}attention.self.{n}", wT);
+                    var bias = g.Initializer($"{k}attention.self.{n}.bias", w.Get($"{k}attention.self.{n}.bias", H));
+                    return g.Contrib("DynamicQuantizeMatMul", [hidden, wq, ws, "", bias]);
+                }).ToArray();
+                ctx = g.Contrib("MultiHeadAttention", [qkv[0], qkv[1], qkv[2], "", mask32], null, heads);
+            }
+            else
+            {
+                // Attention: Q, K, V packed into one [H, 3H] weight (columns q | k | v, heads contiguous) and a [3H]
+                // bias; the raw [B, L] int32 mask (0 → mask_filter_value −10000 added to the scores, as HF v4.5).
+                var qkvBias = g.Initializer($"{k}attention.self.qkv.bias",
+                    cat(parts.Select(n => w.Get($"{k}attention.self.{n}.bias", H)).ToList(), 0).contiguous());
+                var qkvT = g.Initializer($"{k}attention.self.qkv.weight",
+                    cat(parts.Select(n => w.Get($"{k}attention.self.{n}.weight", H, H).t()).ToList(), 1).contiguous());
+                ctx = g.Contrib("Attention", [hidden, qkvT, qkvBias, mask32], null, heads);
             }
 
             g.Scope = $"{s}/attention/output/dense";

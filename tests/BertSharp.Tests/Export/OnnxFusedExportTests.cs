@@ -206,10 +206,12 @@ public class OnnxFusedExportTests(ITestOutputHelper output)
         Assert.Equal(fused ? 0 : 2 * layers, Count("MatMul"));
         if (fused)
         {
-            Assert.Equal(layers, Count("QAttention"));
-            Assert.Equal(3 * layers, Count("DynamicQuantizeMatMul"));
-            Assert.Equal(layers, Count("DynamicQuantizeLinear"));   // QAttention's input
+            Assert.Equal(layers, Count("MultiHeadAttention"));
+            Assert.Equal(6 * layers, Count("DynamicQuantizeMatMul"));   // q, k, v, attention output, intermediate, output
+            Assert.Equal(0, Count("DynamicQuantizeLinear"));
             Assert.Equal(0, Count("Attention"));
+            Assert.All(f.Nodes.Where(n => n.Op == "MultiHeadAttention"), n =>
+                Assert.Equal("attention_mask", f.Nodes.Single(m => m.Outputs.Contains(n.Inputs[4])).Inputs[0]));
         }
         else
         {
@@ -222,8 +224,8 @@ public class OnnxFusedExportTests(ITestOutputHelper output)
         var sd = TinyWeights();
         var inits = f.Initializers.ToDictionary(i => i.Name);
         var quantized = inits.Values.Where(i => i.Name.EndsWith(".weight_quantized", StringComparison.Ordinal)).ToList();
-        Assert.Equal((fused ? 4 : 6) * layers, quantized.Count);
-        foreach (var q in quantized.Where(q => !q.Name.Contains(".qkv.")))
+        Assert.Equal(6 * layers, quantized.Count);
+        foreach (var q in quantized)
         {
             Assert.Equal(3, q.DataType);   // INT8
             var module = q.Name[..^".weight_quantized".Length];
@@ -324,7 +326,7 @@ public class OnnxFusedExportTests(ITestOutputHelper output)
             Assert.Equal("int8", doc.RootElement.GetProperty("quantize").GetString());
         }
         var f = OnnxFile.Read(outPath);
-        Assert.Contains(f.Nodes, n => n.Op == "QAttention" && n.Domain == "com.microsoft");
+        Assert.Contains(f.Nodes, n => n.Op == "MultiHeadAttention" && n.Domain == "com.microsoft");
         var dir = Path.Combine(model, "golden", "batch3_padded");
         using var scope = NewDisposeScope();
         Tensor Load(string name) => Npy.Read(Path.Combine(dir, name + ".npy")).ToTensor();
