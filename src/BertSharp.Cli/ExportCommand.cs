@@ -5,7 +5,7 @@ using Spectre.Console;
 
 namespace BertSharp.Cli;
 
-/// <summary><c>bert export</c>: write a model as a plain ONNX graph (what torch.onnx.export makes of the HF model).</summary>
+/// <summary><c>bert export</c>: write a model as an ONNX graph (plain: what torch.onnx.export makes of the HF model; or fused / int8).</summary>
 static class ExportCommand
 {
     public static Command Create()
@@ -19,15 +19,25 @@ static class ExportCommand
             DefaultValueFactory = _ => "auto",
         };
         var opset = new Option<int>("--opset") { Description = "ONNX opset: 13 | 14 | 17 (17: LayerNormalization as one op)", DefaultValueFactory = _ => 14 };
+        var fused = new Option<bool>("--fused") { Description = "Encoder as ONNX Runtime contrib ops (EmbedLayerNormalization, Attention, SkipLayerNormalization, BiasGelu/FastGelu); needs ONNX Runtime" };
+        var quantize = new Option<string>("--quantize")
+        {
+            Description = $"Encoder Linear layers: {string.Join(" | ", OnnxExporter.QuantizationNames)} (int8: dynamic, int8 weights per channel, activations quantized at run time)",
+            DefaultValueFactory = _ => "none",
+        };
         var json = new Option<bool>("--json") { Description = "Machine-readable JSON summary" };
         var cmd = new Command("export", "Export a model to ONNX (plain graph, HF input/output names)");
-        foreach (var o in new Option[] { model, format, output, task, opset, json }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { model, format, output, task, opset, fused, quantize, json }) cmd.Options.Add(o);
         cmd.SetAction(parse => Cli.Run(parse, () =>
         {
             var fmt = parse.GetValue(format)!;
             if (!fmt.Equals("onnx", StringComparison.OrdinalIgnoreCase))
                 throw new ArgumentException($"--format: '{fmt}' is not supported (expected onnx)");
-            var options = new OnnxExportOptions { Task = OnnxExporter.ParseTask(parse.GetValue(task)!), Opset = parse.GetValue(opset) };
+            var options = new OnnxExportOptions
+            {
+                Task = OnnxExporter.ParseTask(parse.GetValue(task)!), Opset = parse.GetValue(opset),
+                Fused = parse.GetValue(fused), Quantize = OnnxExporter.ParseQuantization(parse.GetValue(quantize)!),
+            };
             var dir = ModelResolver.Resolve(parse.GetValue(model));
             OnnxExportResult r;
             try
@@ -43,10 +53,12 @@ static class ExportCommand
                 Cli.WriteJson(new
                 {
                     path = r.Path, external_data = r.ExternalDataPath, task = OnnxExporter.TaskName(r.Task), opset = r.Opset,
+                    fused = options.Fused, quantize = OnnxExporter.QuantizationName(options.Quantize),
                     inputs = r.Inputs, outputs = r.Outputs, nodes = r.Nodes, initializers = r.Initializers, initializer_bytes = r.InitializerBytes,
                 });
             else
-                Console.WriteLine($"wrote {r.Path} ({OnnxExporter.TaskName(r.Task)}, opset {r.Opset}, {r.Nodes} nodes, " +
+                Console.WriteLine($"wrote {r.Path} ({OnnxExporter.TaskName(r.Task)}, opset {r.Opset}" +
+                    $"{(options.Fused ? ", fused" : "")}{(options.Quantize != OnnxQuantization.None ? ", " + OnnxExporter.QuantizationName(options.Quantize) : "")}, {r.Nodes} nodes, " +
                     $"{r.Initializers} initializers, {r.InitializerBytes / 1e6:F1} MB{(r.ExternalDataPath is null ? "" : $" in {r.ExternalDataPath}")}); " +
                     $"inputs {string.Join(", ", r.Inputs)} → outputs {string.Join(", ", r.Outputs)}");
             return 0;

@@ -27,6 +27,18 @@ public enum OnnxExportTask
     QuestionAnswering,
 }
 
+/// <summary>How the encoder's Linear layers are stored in the exported graph.</summary>
+public enum OnnxQuantization
+{
+    /// <summary>float32 weights, float MatMul (the default).</summary>
+    None,
+    /// <summary>
+    /// Dynamic int8, as <c>onnxruntime.quantization.quantize_dynamic</c> does: each encoder Linear's weight symmetric
+    /// int8 per output channel, activations quantized to uint8 at run time. Embeddings and task heads stay float.
+    /// </summary>
+    Int8Dynamic,
+}
+
 /// <summary>Settings of <see cref="OnnxExporter.Export"/>.</summary>
 public sealed record OnnxExportOptions
 {
@@ -46,6 +58,16 @@ public sealed record OnnxExportOptions
 
     /// <summary>Reports bytes written while the file(s) are written (reported synchronously, every few MB).</summary>
     public IProgress<OnnxExportProgress>? Progress { get; init; }
+
+    /// <summary>
+    /// Write the encoder with ONNX Runtime's <c>com.microsoft</c> contrib ops (<c>EmbedLayerNormalization</c>,
+    /// <c>Attention</c>, <c>SkipLayerNormalization</c>, <c>BiasGelu</c>/<c>FastGelu</c>), as ORT's transformer
+    /// optimizer would; the file then needs ONNX Runtime. Same inputs and outputs as the plain graph.
+    /// </summary>
+    public bool Fused { get; init; }
+
+    /// <summary>Quantization of the encoder's Linear layers (plain or fused graph).</summary>
+    public OnnxQuantization Quantize { get; init; } = OnnxQuantization.None;
 }
 
 /// <summary>How far writing the ONNX file(s) has got.</summary>
@@ -83,6 +105,23 @@ public static class OnnxExporter
     };
 
     public static string TaskName(OnnxExportTask task) => TaskNames[(int)task];
+
+    public static readonly IReadOnlyList<string> QuantizationNames = ["none", "int8"];
+
+    /// <summary><c>none</c> or <c>int8</c> (dynamic int8, <see cref="OnnxQuantization.Int8Dynamic"/>).</summary>
+    public static OnnxQuantization ParseQuantization(string name) => name.ToLowerInvariant() switch
+    {
+        "none" => OnnxQuantization.None,
+        "int8" => OnnxQuantization.Int8Dynamic,
+        _ => throw new ArgumentException($"--quantize: unknown value '{name}' (expected one of: {string.Join(", ", QuantizationNames)})"),
+    };
+
+    public static string QuantizationName(OnnxQuantization q) => q switch
+    {
+        OnnxQuantization.None => "none",
+        OnnxQuantization.Int8Dynamic => "int8",
+        _ => throw new ArgumentException($"unknown quantization {q}"),
+    };
 
     /// <summary>The HF output names of a task's graph (Base: with pooler_output when <paramref name="pooler"/>).</summary>
     public static IReadOnlyList<string> OutputNames(OnnxExportTask task, bool pooler = true) => task switch
@@ -153,13 +192,16 @@ public static class OnnxExporter
             throw new ArgumentException($"output '{outputPath}' is a directory; give a file path such as {System.IO.Path.Combine(outputPath, "model.onnx")}");
         if (!SupportedOpsets.Contains(options.Opset))
             throw new ArgumentException($"--opset: {options.Opset} is not supported (expected one of: {string.Join(", ", SupportedOpsets)})");
+        if (!Enum.IsDefined(options.Quantize))
+            throw new ArgumentException($"unknown quantization {options.Quantize}");
         config.Validate(source);
         var task = options.Task == OnnxExportTask.Auto ? DetectTask(config, stateDict.Keys) : options.Task;
 
         using var scope = NewDisposeScope();
         using var _ = no_grad();
         using var graph = new OnnxGraphBuilder();
-        new BertOnnxGraph(config, new Weights(stateDict, source), graph, options.Opset).Build(task);
+        new BertOnnxGraph(config, new Weights(stateDict, source), graph, options.Opset, options.Fused,
+            options.Quantize == OnnxQuantization.Int8Dynamic).Build(task);
         return OnnxModelFile.Write(graph, outputPath, task, options);
     }
 
@@ -199,8 +241,11 @@ public static class OnnxExporter
         }
     }
 
-    /// <summary>The HF BERT forward pass, node by node, as torch.onnx.export traces it.</summary>
-    sealed class BertOnnxGraph(BertConfig c, Weights w, OnnxGraphBuilder g, int opset)
+    /// <summary>
+    /// The HF BERT forward pass, node by node, as torch.onnx.export traces it; with <paramref name="fused"/> the encoder
+    /// as ORT's transformer optimizer fuses it, with <paramref name="int8"/> its Linear layers dynamically quantized.
+    /// </summary>
+    sealed class BertOnnxGraph(BertConfig c, Weights w, OnnxGraphBuilder g, int opset, bool fused = false, bool int8 = false)
     {
         const string Batch = "batch_size", Seq = "sequence_length";
         string _prefix = "";   // "bert." for task models, "" for BertModel
@@ -222,9 +267,19 @@ public static class OnnxExporter
             var mask = g.Input("attention_mask", OnnxDataType.Int64, Batch, Seq);
             var types = g.Input("token_type_ids", OnnxDataType.Int64, Batch, Seq);
 
-            var extended = ExtendedMask(mask);
-            var hidden = Embeddings(ids, types);
-            for (var i = 0; i < c.NumHiddenLayers; i++) hidden = Layer(i, hidden, extended, task == OnnxExportTask.Base && i == c.NumHiddenLayers - 1 ? "last_hidden_state" : null);
+            string hidden;
+            if (fused)
+            {
+                var (emb, mask32) = FusedEmbeddings(ids, types, mask);
+                hidden = emb;
+                for (var i = 0; i < c.NumHiddenLayers; i++) hidden = FusedLayer(i, hidden, mask32, task == OnnxExportTask.Base && i == c.NumHiddenLayers - 1 ? "last_hidden_state" : null);
+            }
+            else
+            {
+                var extended = ExtendedMask(mask);
+                hidden = Embeddings(ids, types);
+                for (var i = 0; i < c.NumHiddenLayers; i++) hidden = Layer(i, hidden, extended, task == OnnxExportTask.Base && i == c.NumHiddenLayers - 1 ? "last_hidden_state" : null);
+            }
             var pooled = pooler ? Pooler(hidden, task == OnnxExportTask.Base ? "pooler_output" : null) : null;
 
             var H = c.HiddenSize;
@@ -336,7 +391,7 @@ public static class OnnxExporter
             string Heads(string name, long[] perm)
             {
                 g.Scope = $"{s}/attention/self/{name}";
-                var x = Linear(hidden, $"{k}attention.self.{name}", H, H);
+                var x = EncoderLinear(hidden, $"{k}attention.self.{name}", H, H);
                 g.Scope = $"{s}/attention/self";
                 var r = g.Op("Reshape", [x, g.Longs(0, 0, A, D)]);
                 return g.Op("Transpose", [r], null, OnnxAttribute.IntList("perm", perm));
@@ -355,21 +410,170 @@ public static class OnnxExporter
             var merged = g.Op("Reshape", [t, g.Longs(0, 0, H)]);
 
             g.Scope = $"{s}/attention/output/dense";
-            var ao = Linear(merged, $"{k}attention.output.dense", H, H);
+            var ao = EncoderLinear(merged, $"{k}attention.output.dense", H, H);
             g.Scope = $"{s}/attention/output";
             var res1 = g.Op("Add", [ao, hidden]);
             var attnOut = LayerNorm(res1, $"{k}attention.output.LayerNorm", $"{s}/attention/output/LayerNorm");
 
             g.Scope = $"{s}/intermediate/dense";
-            var inter = Linear(attnOut, $"{k}intermediate.dense", H, c.IntermediateSize);
+            var inter = EncoderLinear(attnOut, $"{k}intermediate.dense", H, c.IntermediateSize);
             g.Scope = $"{s}/intermediate/intermediate_act_fn";
             var act = Activation(inter);
 
             g.Scope = $"{s}/output/dense";
-            var o = Linear(act, $"{k}output.dense", c.IntermediateSize, H);
+            var o = EncoderLinear(act, $"{k}output.dense", c.IntermediateSize, H);
             g.Scope = $"{s}/output";
             var res2 = g.Op("Add", [o, attnOut]);
             return LayerNorm(res2, $"{k}output.LayerNorm", $"{s}/output/LayerNorm", outputName);
+        }
+
+        // ---- Fused graph (com.microsoft contrib ops, as onnxruntime.transformers' optimizer emits for model_type bert) ----
+
+        /// <summary>
+        /// Casts the int64 inputs to int32 (what the contrib ops take) and runs <c>EmbedLayerNormalization</c>:
+        /// LayerNorm(word[ids] + position[0..L) + token_type[types]). Returns the embeddings and the int32 mask.
+        /// </summary>
+        (string Hidden, string Mask32) FusedEmbeddings(string ids, string types, string mask)
+        {
+            var p = _prefix + "embeddings.";
+            var H = c.HiddenSize;
+            g.Scope = _scope;
+            var to32 = OnnxAttribute.Int("to", (long)OnnxDataType.Int32);
+            var mask32 = g.Op("Cast", [mask], null, to32);
+            g.Scope = _scope + "/embeddings";
+            var ids32 = g.Op("Cast", [ids], null, to32);
+            var types32 = g.Op("Cast", [types], null, to32);
+            var word = g.Initializer(p + "word_embeddings.weight", w.Get(p + "word_embeddings.weight", c.VocabSize, H));
+            var pos = g.Initializer(p + "position_embeddings.weight", w.Get(p + "position_embeddings.weight", c.MaxPositionEmbeddings, H));
+            var type = g.Initializer(p + "token_type_embeddings.weight", w.Get(p + "token_type_embeddings.weight", c.TypeVocabSize, H));
+            var gamma = g.Initializer(p + "LayerNorm.weight", w.Get(p + "LayerNorm.weight", H));
+            var beta = g.Initializer(p + "LayerNorm.bias", w.Get(p + "LayerNorm.bias", H));
+            // Outputs: the embeddings and mask_index. mask_index ([B], the count of ones per row) is only right for
+            // right-padded masks, so Attention reads the raw [B, L] mask instead (any mask, like the plain graph).
+            var outs = g.ContribOps("EmbedLayerNormalization", [ids32, types32, word, pos, type, gamma, beta, mask32], 2,
+                OnnxAttribute.Float("epsilon", (float)c.LayerNormEps));
+            return (outs[0], mask32);
+        }
+
+        string FusedLayer(int i, string hidden, string mask32, string? outputName)
+        {
+            var k = $"{_prefix}encoder.layer.{i}.";
+            var s = $"{_scope}/encoder/layer.{i}";
+            var H = c.HiddenSize;
+            var A = c.NumAttentionHeads;
+
+            g.Scope = $"{s}/attention/self";
+            var parts = new[] { "query", "key", "value" };
+            var heads = OnnxAttribute.Int("num_heads", A);
+            string ctx;
+            if (int8)
+            {
+                // Q, K and V each as DynamicQuantizeMatMul (int8 weight, + bias), then MultiHeadAttention on them with
+                // the raw mask: measured faster than QAttention, whose CPU kernel runs one small GEMM per head.
+                var qkv = parts.Select(n =>
+                {
+                    using var weight = w.Get($"{k}attention.self.{n}.weight", H, H);
+                    using var wT = weight.t().contiguous();
+                    var (wq, ws) = QuantizedWeight($"{k}attention.self.{n}", wT);
+                    var bias = g.Initializer($"{k}attention.self.{n}.bias", w.Get($"{k}attention.self.{n}.bias", H));
+                    return g.Contrib("DynamicQuantizeMatMul", [hidden, wq, ws, "", bias]);
+                }).ToArray();
+                ctx = g.Contrib("MultiHeadAttention", [qkv[0], qkv[1], qkv[2], "", mask32], null, heads);
+            }
+            else
+            {
+                // Attention: Q, K, V packed into one [H, 3H] weight (columns q | k | v, heads contiguous) and a [3H]
+                // bias; the raw [B, L] int32 mask (0 → mask_filter_value −10000 added to the scores, as HF v4.5).
+                var qkvBias = g.Initializer($"{k}attention.self.qkv.bias",
+                    cat(parts.Select(n => w.Get($"{k}attention.self.{n}.bias", H)).ToList(), 0).contiguous());
+                var qkvT = g.Initializer($"{k}attention.self.qkv.weight",
+                    cat(parts.Select(n => w.Get($"{k}attention.self.{n}.weight", H, H).t()).ToList(), 1).contiguous());
+                ctx = g.Contrib("Attention", [hidden, qkvT, qkvBias, mask32], null, heads);
+            }
+
+            g.Scope = $"{s}/attention/output/dense";
+            var ao = MatMulNoBias(ctx, $"{k}attention.output.dense", H, H);
+            var attnOut = SkipLayerNorm(ao, hidden, $"{k}attention.output", $"{s}/attention/output/LayerNorm");
+
+            g.Scope = $"{s}/intermediate/dense";
+            var inter = MatMulNoBias(attnOut, $"{k}intermediate.dense", H, c.IntermediateSize);
+            var interBias = g.Initializer($"{k}intermediate.dense.bias", w.Get($"{k}intermediate.dense.bias", c.IntermediateSize));
+            g.Scope = $"{s}/intermediate/intermediate_act_fn";
+            var act = c.HiddenAct switch
+            {
+                "gelu" or "gelu_python" => g.Contrib("BiasGelu", [inter, interBias]),        // exact erf GELU of (x + bias)
+                "gelu_new" or "gelu_fast" => g.Contrib("FastGelu", [inter, interBias]),      // the tanh approximation
+                "relu" => g.Op("Relu", [g.Op("Add", [interBias, inter])]),
+                _ => throw new ArgumentException($"hidden_act '{c.HiddenAct}' cannot be exported"),
+            };
+
+            g.Scope = $"{s}/output/dense";
+            var o = MatMulNoBias(act, $"{k}output.dense", c.IntermediateSize, H);
+            return SkipLayerNorm(o, attnOut, $"{k}output", $"{s}/output/LayerNorm", outputName);
+        }
+
+        /// <summary>SkipLayerNormalization: LayerNorm(x + skip + <c>{module}.dense.bias</c>) with <c>{module}.LayerNorm.*</c>.</summary>
+        string SkipLayerNorm(string x, string skip, string module, string scope, string? outputName = null)
+        {
+            var H = c.HiddenSize;
+            var bias = g.Initializer(module + ".dense.bias", w.Get(module + ".dense.bias", H));
+            g.Scope = scope;
+            var gamma = g.Initializer(module + ".LayerNorm.weight", w.Get(module + ".LayerNorm.weight", H));
+            var beta = g.Initializer(module + ".LayerNorm.bias", w.Get(module + ".LayerNorm.bias", H));
+            return g.Contrib("SkipLayerNormalization", [x, skip, gamma, beta, bias], outputName,
+                OnnxAttribute.Float("epsilon", (float)c.LayerNormEps));
+        }
+
+        /// <summary>x · Wᵀ without the bias (the fused op after it adds it): MatMul, or DynamicQuantizeMatMul when int8.</summary>
+        string MatMulNoBias(string x, string module, long inFeatures, long outFeatures)
+        {
+            using var weight = w.Get(module + ".weight", outFeatures, inFeatures);
+            using var wT = weight.t().contiguous();
+            if (!int8) return g.Op("MatMul", [x, g.AnonymousInitializer("MatMul", wT.clone())]);
+            var (wq, ws) = QuantizedWeight(module, wT);
+            return g.Contrib("DynamicQuantizeMatMul", [x, wq, ws]);
+        }
+
+        // ---- Dynamic int8 (as onnxruntime.quantization.quantize_dynamic: uint8 activations, int8 weights) ----
+
+        readonly Dictionary<string, (string Q, string Scale, string ZeroPoint)> _quantized = new(StringComparer.Ordinal);
+
+        /// <summary>DynamicQuantizeLinear of an activation (uint8, per tensor, asymmetric); one per value, shared by its readers.</summary>
+        (string Q, string Scale, string ZeroPoint) DynamicQuantize(string x)
+        {
+            if (_quantized.TryGetValue(x, out var q)) return q;
+            var outs = g.Ops("DynamicQuantizeLinear", [x], 3, null);
+            return _quantized[x] = (outs[0], outs[1], outs[2]);
+        }
+
+        /// <summary>
+        /// A transposed [in, out] weight as symmetric int8 per output column (scale = max|w| / 127, zero point 0):
+        /// initializers <c>{module}.weight_quantized</c> (int8) and <c>{module}.weight_scale</c> (float [out]).
+        /// </summary>
+        (string Q, string Scale) QuantizedWeight(string module, Tensor wT)
+        {
+            var amax = wT.abs().amax([0]);
+            var scale = where(amax > 0, amax / 127f, ones_like(amax)).contiguous();
+            var q = (wT / scale).round().clamp(-127, 127).to(ScalarType.Int8).contiguous();
+            return (g.Initializer(module + ".weight_quantized", q), g.Initializer(module + ".weight_scale", scale));
+        }
+
+        /// <summary>An encoder nn.Linear on a 3-D activation: <see cref="Linear"/>, or its dynamic int8 form.</summary>
+        string EncoderLinear(string x, string module, long inFeatures, long outFeatures)
+        {
+            if (!int8) return Linear(x, module, inFeatures, outFeatures);
+            // DynamicQuantizeLinear → MatMulInteger → Cast → Mul(x_scale · w_scale) → Add(bias, ·): standard ONNX ops
+            // (quantize_dynamic's graph); ORT fuses it into DynamicQuantizeMatMul at load.
+            var (xq, xs, xzp) = DynamicQuantize(x);
+            string wq, ws;
+            using (var weight = w.Get(module + ".weight", outFeatures, inFeatures))
+            using (var wT = weight.t().contiguous())
+                (wq, ws) = QuantizedWeight(module, wT);
+            var mm = g.Op("MatMulInteger", [xq, wq, xzp]);
+            var f = g.Op("Cast", [mm], null, OnnxAttribute.Int("to", (long)OnnxDataType.Float));
+            var scale = g.Op("Mul", [xs, ws]);
+            var deq = g.Op("Mul", [f, scale]);
+            return g.Op("Add", [g.Initializer(module + ".bias", w.Get(module + ".bias", outFeatures)), deq]);
         }
 
         string Pooler(string hidden, string? outputName)
@@ -474,13 +678,21 @@ public static class OnnxExporter
     {
         // ModelProto: ir_version 1, producer_name 2, producer_version 3, graph 7, opset_import 8 (domain 1, version 2),
         // metadata_props 14 (key 1, value 2).
-        static ProtoMessage ModelProto(OnnxGraphBuilder graph, OnnxExportTask task, int opset) => new ProtoMessage()
-            .Int(1, opset >= 17 ? 8 : 7)
-            .String(2, "BertSharp")
-            .String(3, typeof(OnnxExporter).Assembly.GetName().Version?.ToString() ?? "0")
-            .Message(7, graph.ToProto("main_graph"))
-            .Message(8, new ProtoMessage().Int(2, opset))
-            .Message(14, new ProtoMessage().String(1, "bertsharp.task").String(2, TaskName(task)));
+        static ProtoMessage ModelProto(OnnxGraphBuilder graph, OnnxExportTask task, OnnxExportOptions options)
+        {
+            var m = new ProtoMessage()
+                .Int(1, options.Opset >= 17 ? 8 : 7)
+                .String(2, "BertSharp")
+                .String(3, typeof(OnnxExporter).Assembly.GetName().Version?.ToString() ?? "0")
+                .Message(7, graph.ToProto("main_graph"))
+                .Message(8, new ProtoMessage().Int(2, options.Opset));
+            foreach (var domain in graph.Domains) m.Message(8, new ProtoMessage().String(1, domain).Int(2, 1));
+            m.Message(14, new ProtoMessage().String(1, "bertsharp.task").String(2, TaskName(task)));
+            if (options.Fused) m.Message(14, new ProtoMessage().String(1, "bertsharp.graph").String(2, "fused"));
+            if (options.Quantize != OnnxQuantization.None)
+                m.Message(14, new ProtoMessage().String(1, "bertsharp.quantize").String(2, QuantizationName(options.Quantize)));
+            return m;
+        }
 
         public static OnnxExportResult Write(OnnxGraphBuilder graph, string outputPath, OnnxExportTask task, OnnxExportOptions options)
         {
@@ -513,7 +725,7 @@ public static class OnnxExporter
                     }
                     fs.Flush(flushToDisk: true);
                 }
-                var model = ModelProto(graph, task, options.Opset);
+                var model = ModelProto(graph, task, options);
                 if (model.Size >= int.MaxValue)
                     throw new InvalidOperationException(
                         $"the ONNX model would be {model.Size:N0} bytes, over protobuf's 2 GiB limit; lower ExternalDataThreshold");

@@ -8,6 +8,9 @@ namespace BertSharp.Export;
 internal enum OnnxDataType
 {
     Float = 1,
+    UInt8 = 2,
+    Int8 = 3,
+    Int32 = 6,
     Int64 = 7,
 }
 
@@ -120,7 +123,10 @@ internal sealed record OnnxValueInfo(string Name, OnnxDataType ElemType, object[
 /// </summary>
 internal sealed class OnnxGraphBuilder : IDisposable
 {
-    readonly List<(string Op, string Name, string[] Inputs, string[] Outputs, OnnxAttribute[] Attrs)> _nodes = [];
+    /// <summary>ONNX Runtime's contrib-op domain (<c>com.microsoft</c>).</summary>
+    public const string MicrosoftDomain = "com.microsoft";
+
+    readonly List<(string Op, string Name, string[] Inputs, string[] Outputs, OnnxAttribute[] Attrs, string Domain)> _nodes = [];
     readonly List<OnnxTensor> _initializers = [];
     readonly HashSet<string> _values = new(StringComparer.Ordinal);
     readonly Dictionary<string, int> _nodeNames = new(StringComparer.Ordinal);
@@ -131,6 +137,9 @@ internal sealed class OnnxGraphBuilder : IDisposable
     public IReadOnlyList<OnnxTensor> Initializers => _initializers;
     public int NodeCount => _nodes.Count;
     public IEnumerable<string> OpTypes => _nodes.Select(n => n.Op);
+
+    /// <summary>The non-default operator domains the nodes use (each needs its own <c>opset_import</c>).</summary>
+    public IEnumerable<string> Domains => _nodes.Select(n => n.Domain).Where(d => d.Length > 0).Distinct();
 
     /// <summary>The current module path, e.g. <c>/bert/encoder/layer.0/attention/self/query</c>.</summary>
     public string Scope { get; set; } = "";
@@ -161,14 +170,25 @@ internal sealed class OnnxGraphBuilder : IDisposable
     public string Op(string opType, string[] inputs, string? output = null, params OnnxAttribute[] attrs) =>
         Ops(opType, inputs, 1, output is null ? null : [output], attrs)[0];
 
-    public string[] Ops(string opType, string[] inputs, int outputCount, string[]? outputs, params OnnxAttribute[] attrs)
+    public string[] Ops(string opType, string[] inputs, int outputCount, string[]? outputs, params OnnxAttribute[] attrs) =>
+        DomainOps("", opType, inputs, outputCount, outputs, attrs);
+
+    /// <summary>A <c>com.microsoft</c> contrib op with one output; "" in <paramref name="inputs"/> skips an optional input.</summary>
+    public string Contrib(string opType, string[] inputs, string? output = null, params OnnxAttribute[] attrs) =>
+        DomainOps(MicrosoftDomain, opType, inputs, 1, output is null ? null : [output], attrs)[0];
+
+    /// <summary>A <c>com.microsoft</c> contrib op with several outputs.</summary>
+    public string[] ContribOps(string opType, string[] inputs, int outputCount, params OnnxAttribute[] attrs) =>
+        DomainOps(MicrosoftDomain, opType, inputs, outputCount, null, attrs);
+
+    string[] DomainOps(string domain, string opType, string[] inputs, int outputCount, string[]? outputs, OnnxAttribute[] attrs)
     {
         foreach (var i in inputs)
-            if (!_values.Contains(i)) throw new InvalidOperationException($"internal: ONNX node {opType} reads undefined value '{i}'");
+            if (i.Length > 0 && !_values.Contains(i)) throw new InvalidOperationException($"internal: ONNX node {opType} reads undefined value '{i}'");
         var name = NodeName(opType);
         var outs = outputs ?? Enumerable.Range(0, outputCount).Select(k => $"{name}_output_{k}").ToArray();
         foreach (var o in outs) Define(o);
-        _nodes.Add((opType, name, inputs, outs, attrs));
+        _nodes.Add((opType, name, inputs, outs, attrs, domain));
         return outs;
     }
 
@@ -203,20 +223,25 @@ internal sealed class OnnxGraphBuilder : IDisposable
     {
         ScalarType.Float32 => OnnxDataType.Float,
         ScalarType.Int64 => OnnxDataType.Int64,
+        ScalarType.Int32 => OnnxDataType.Int32,
+        ScalarType.Int8 => OnnxDataType.Int8,
+        ScalarType.Byte => OnnxDataType.UInt8,
         _ => throw new InvalidOperationException($"internal: initializer dtype {t.dtype}"),
     };
 
-    // GraphProto: node 1, name 2, initializer 5, input 11, output 12. NodeProto: input 1, output 2, name 3, op_type 4, attribute 5.
+    // GraphProto: node 1, name 2, initializer 5, input 11, output 12.
+    // NodeProto: input 1, output 2, name 3, op_type 4, attribute 5, domain 7 (written only when not the default).
     public ProtoMessage ToProto(string graphName)
     {
         var g = new ProtoMessage();
-        foreach (var (op, name, inputs, outputs, attrs) in _nodes)
+        foreach (var (op, name, inputs, outputs, attrs, domain) in _nodes)
         {
             var n = new ProtoMessage();
             foreach (var i in inputs) n.String(1, i);
             foreach (var o in outputs) n.String(2, o);
             n.String(3, name).String(4, op);
             foreach (var a in attrs) n.Message(5, a.ToProto());
+            if (domain.Length > 0) n.String(7, domain);
             g.Message(1, n);
         }
         g.String(2, graphName);

@@ -9,7 +9,11 @@ namespace BertSharp.Tests.Export;
 /// </summary>
 sealed class OnnxFile
 {
-    public sealed record Node(string Op, string Name, List<string> Inputs, List<string> Outputs, Dictionary<string, object> Attributes);
+    public sealed record Node(string Op, string Name, List<string> Inputs, List<string> Outputs, Dictionary<string, object> Attributes)
+    {
+        /// <summary>The operator domain ("" = ONNX's default).</summary>
+        public string Domain { get; init; } = "";
+    }
     public sealed record Initializer(string Name, int DataType, long[] Dims, byte[]? Raw, Dictionary<string, string> External)
     {
         public float[] Floats(string modelDir)
@@ -120,7 +124,7 @@ sealed class OnnxFile
     {
         var r = new ProtoReader(b, "node");
         var n = new Node("", "", [], [], []);
-        string op = "", name = "";
+        string op = "", name = "", domain = "";
         while (!r.End)
         {
             var (field, wt) = r.ReadTag();
@@ -130,6 +134,7 @@ sealed class OnnxFile
                 case 2: n.Outputs.Add(Str(r.ReadBytes())); break;
                 case 3: name = Str(r.ReadBytes()); break;
                 case 4: op = Str(r.ReadBytes()); break;
+                case 7: domain = Str(r.ReadBytes()); break;
                 case 5:
                 {
                     var a = new ProtoReader(r.ReadBytes(), "attribute");
@@ -153,7 +158,7 @@ sealed class OnnxFile
                 default: r.Skip(wt); break;
             }
         }
-        return n with { Op = op, Name = name };
+        return n with { Op = op, Name = name, Domain = domain };
     }
 
     static Initializer ReadTensor(ReadOnlySpan<byte> b)
