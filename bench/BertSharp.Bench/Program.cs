@@ -9,6 +9,7 @@ var suites = new Dictionary<string, Func<string[], int>>(StringComparer.OrdinalI
     ["training"] = BertSharp.Bench.TrainingBench.Run,
     ["search"] = SearchBench.Run,
     ["minilm"] = MiniLmBench.Run,
+    ["minilm-fixed"] = MiniLmBench.RunFixed,
 };
 if (args.Length == 0 || !suites.TryGetValue(args[0], out var run))
 {
