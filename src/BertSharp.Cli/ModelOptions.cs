@@ -32,13 +32,13 @@ sealed class ModelOptions
     public InferenceEngine ParseEngine(ParseResult parse) => Embedder.ParseEngine(parse.GetValue(Engine));
 
     /// <summary>Applies threads/device/dtype and loads the pipeline; warns on stderr about missing weights.</summary>
-    public BertPipeline LoadPipeline(ParseResult parse)
+    public BertPipeline LoadPipeline(ParseResult parse, InferenceEngine engine = InferenceEngine.Torch)
     {
         Runtime.SetThreads(parse.GetValue(Threads));
         var device = Runtime.ParseDevice(parse.GetValue(Device));
         var dtype = Runtime.ParseDType(parse.GetValue(DType));
         var dir = ModelResolver.Resolve(parse.GetValue(Model));
-        var pipeline = BertPipeline.Load(dir, dtype, device, parse.GetValue(AllowMissing) ? Checkpoints.LoadPolicy.AllowMissing : Checkpoints.LoadPolicy.Strict);
+        var pipeline = BertPipeline.Load(dir, dtype, device, parse.GetValue(AllowMissing) ? Checkpoints.LoadPolicy.AllowMissing : Checkpoints.LoadPolicy.Strict, engine);
         if (pipeline.Report.Unexpected.Count > 0 && parse.GetValue(Cli.VerboseOption))
             Console.Error.WriteLine($"bert: note: {pipeline.Report.Unexpected.Count} checkpoint tensors unused: {string.Join(", ", pipeline.Report.Unexpected.Take(5))}");
         if (pipeline.Report.Missing.Count > 0)

@@ -174,6 +174,28 @@ public class OnnxEngineTests(OnnxCacheFixture cache, Xunit.Abstractions.ITestOut
         Assert.Equal(2, Directory.GetDirectories(root).Length);
     }
 
+    [AssetFact(TestAssets.TinyRandom)]
+    public void FillMaskOnOnnxEqualsTorch()
+    {
+        var model = TestAssets.Path(TestAssets.TinyRandom);
+        using var torchPipeline = BertPipeline.Load(model);
+        using var onnxPipeline = BertPipeline.Load(model, engine: InferenceEngine.Onnx, onnx: new OnnxEngineOptions { CacheDirectory = cache.Path });
+        Assert.Equal(InferenceEngine.Torch, torchPipeline.Engine);
+        Assert.Equal(InferenceEngine.Onnx, onnxPipeline.Engine);
+        foreach (var text in new[] { "the capital of france is [MASK].", "[MASK] quick brown [MASK] jumps over the lazy dog" })
+        {
+            var a = torchPipeline.FillMask(text, topK: 5);
+            var b = onnxPipeline.FillMask(text, topK: 5);
+            Assert.Equal(a.Count, b.Count);
+            for (int m = 0; m < a.Count; m++)
+            {
+                Assert.Equal(a[m].Position, b[m].Position);
+                Assert.Equal(a[m].Predictions.Select(p => p.Id), b[m].Predictions.Select(p => p.Id));
+                for (int k = 0; k < 5; k++) Assert.True(Math.Abs(a[m].Predictions[k].Score - b[m].Predictions[k].Score) <= 1e-5);
+            }
+        }
+    }
+
     const string MiniLm = "assets/models/all-MiniLM-L6-v2";
 
     /// <summary>ONNX Runtime's own outputs for the shipped file (one text per run), against the engine's padded batches of our export.</summary>
