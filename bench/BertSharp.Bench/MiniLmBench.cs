@@ -76,6 +76,9 @@ static class MiniLmBench
             var b = Theirs();
             double onnxVsTorch = 0, worstTheirs = 0, minCosBf16 = 1;
             int differ = 0, sameIdsButDiffer = 0;
+            // Tokens each side feeds its model (the package's own tokenizer and truncation vs HF-exact with max length 256).
+            long ourTokens = texts.Sum(t => (long)onnx.Encode(t, out _).Length);
+            long theirTokens = texts.Chunk(batch).Sum(c => tok.Encode(c).Sum(e => { var (_, _, m) = e; return (long)m.Count(x => x != 0); }));
             for (int i = 0; i < texts.Length; i++)
             {
                 onnxVsTorch = Math.Max(onnxVsTorch, MaxDiff(a[i], o[i]));
@@ -114,7 +117,8 @@ static class MiniLmBench
             for (int e = 0; e < engines.Length; e++)
                 Console.WriteLine($"| {engines[e].Name} | {Median(rates[e]):F0} | {string.Join(", ", rates[e].Select(x => x.ToString("F0")))} | {Median(rates[e]) / reference:F2}× |");
             Console.WriteLine($"vectors: ONNX engine vs torch engine max |Δ| {onnxVsTorch:E2}; bf16 vs fp32 min cosine {minCosBf16:F5}; " +
-                              $"vs the package max |Δ| {worstTheirs:E2}, {differ} of {texts.Length} texts differ by more than 1e-4, {sameIdsButDiffer} of them with the same token ids");
+                              $"vs the package max |Δ| {worstTheirs:E2}, {differ} of {texts.Length} texts differ by more than 1e-4, {sameIdsButDiffer} of them with the same token ids; " +
+                              $"tokens per text: BertSharp {ourTokens / (double)texts.Length:F1}, the package {theirTokens / (double)texts.Length:F1}");
         }
         return 0;
     }

@@ -227,7 +227,14 @@ public sealed class OnnxEngine : IDisposable
         if (!hit)
         {
             var clock = System.Diagnostics.Stopwatch.StartNew();
-            Directory.CreateDirectory(cache);
+            try
+            {
+                Directory.CreateDirectory(cache);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new UnauthorizedAccessException($"the ONNX engine's cache folder {cache} cannot be created ({e.Message}); set {CacheEnvVar} to a writable folder", e);
+            }
             // Export into a private temporary folder, then rename the folder into place: a crash leaves no entry, and
             // a model with external data (model.onnx + model.onnx_data) appears as a whole.
             var tmp = Path.Combine(cache, $".tmp-{key[..16]}-{Guid.NewGuid():N}");
