@@ -66,7 +66,7 @@ static class MiniLmBench
                           $"{Environment.ProcessorCount} cores, torch threads {Runtime.Threads}, ORT threads {onnx.OnnxEngine!.Threads}; load average at start {Machine.LoadAverage()}");
         Console.WriteLine($"ONNX engine: {(onnx.OnnxEngine.FromCache ? "cached export reused" : $"exported in {onnx.OnnxEngine.ExportSeconds:F1} s")}, " +
                           $"Embedder.Load {onnxLoad:F2} s (session {onnx.OnnxEngine.SessionSeconds:F2} s); {onnx.OnnxEngine.ModelPath}");
-        foreach (var (name, texts) in new[] { ("SST-2 dev", sst2), ($"IMDB small_test (first {imdb.Length} reviews, cut to 256 tokens)", imdb) })
+        foreach (var (name, texts) in new[] { ("SST-2 dev", sst2), ($"IMDB small_test (first {imdb.Length} reviews, cut to {onnx.MaxLength} tokens)", imdb) })
         {
             float[][] Theirs() => texts.Chunk(batch).SelectMany(c => theirs.Encode(c)).ToArray();
             // Warm-up and the vectors to compare.
