@@ -10,6 +10,7 @@ var suites = new Dictionary<string, Func<string[], int>>(StringComparer.OrdinalI
     ["search"] = SearchBench.Run,
     ["minilm"] = MiniLmBench.Run,
     ["onnx"] = OnnxBench.Run,
+    ["minilm-fixed"] = MiniLmBench.RunFixed,
 };
 if (args.Length == 0 || !suites.TryGetValue(args[0], out var run))
 {

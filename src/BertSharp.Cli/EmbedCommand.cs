@@ -26,6 +26,7 @@ static class EmbedCommand
         var cmd = new Command("embed", "Sentence embeddings: one vector per input text (mean/cls/max/pooler pooling), streamed into .npy, .jsonl, .csv or .parquet");
         foreach (var o in new Option[] { input, field, column, output, pooling, layer, normalize, noNormalize, batch, chunk, maxLength, stride }) cmd.Options.Add(o);
         m.AddTo(cmd);
+        m.AddEngineTo(cmd);
         cmd.SetAction(parse => Cli.Run(parse, () =>
         {
             var outPath = parse.GetValue(output)!;
@@ -49,6 +50,7 @@ static class EmbedCommand
                 Device = Runtime.ParseDevice(parse.GetValue(m.Device)),
                 Layer = layerValue,
                 Stride = parse.GetValue(stride),
+                Engine = m.ParseEngine(parse),
             };
             using var embedder = Embedder.Load(parse.GetValue(m.Model) ?? "", options);
             if (parse.GetValue(Cli.VerboseOption)) foreach (var line in embedder.Settings) Console.Error.WriteLine($"bert: {line}");
@@ -75,6 +77,7 @@ static class EmbedCommand
                     dimensions = embedder.Dimensions,
                     pooling = pool,
                     layer = embedder.Layer.ToString(),
+                    engine = embedder.Engine.ToString().ToLowerInvariant(),
                     normalize = embedder.Normalize,
                     max_length = embedder.MaxLength,
                     stride = embedder.Stride,

@@ -15,9 +15,10 @@ static class FillMaskCommand
         cmd.Arguments.Add(text);
         cmd.Options.Add(topK);
         m.AddTo(cmd);
+        m.AddEngineTo(cmd);
         cmd.SetAction(parse => Cli.Run(parse, () =>
         {
-            using var pipeline = m.LoadPipeline(parse);
+            using var pipeline = m.LoadPipeline(parse, m.ParseEngine(parse));
             var masks = pipeline.FillMask(parse.GetValue(text)!, parse.GetValue(topK));
             if (parse.GetValue(m.Json))
             {

@@ -23,6 +23,7 @@ static class SearchCommand
         var cmd = new Command("search", "Semantic search: embed a corpus once into an index directory, then exact cosine top-k for queries");
         foreach (var o in new Option[] { corpus, field, column, index, query, topK, pooling, layer, batch, maxLength }) cmd.Options.Add(o);
         m.AddTo(cmd);
+        m.AddEngineTo(cmd);
         cmd.SetAction(parse => Cli.Run(parse, () =>
         {
             var queries = parse.GetValue(query)!;
@@ -49,6 +50,7 @@ static class SearchCommand
                 MaxLength = parse.GetValue(maxLength),
                 DType = Runtime.ParseDType(parse.GetValue(m.DType)),
                 Device = Runtime.ParseDevice(parse.GetValue(m.Device)),
+                Engine = m.ParseEngine(parse),
             });
             if (existing?.Mismatch(embedder) is { } why)
                 throw new ArgumentException($"{indexDir} was built with {why}; use the same settings, another --index, or delete it to rebuild");

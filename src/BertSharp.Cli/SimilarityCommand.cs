@@ -16,6 +16,7 @@ static class SimilarityCommand
         cmd.Arguments.Add(texts);
         cmd.Options.Add(pooling);
         m.AddTo(cmd);
+        m.AddEngineTo(cmd);
         cmd.SetAction(parse => Cli.Run(parse, () =>
         {
             var input = parse.GetValue(texts)!;
@@ -25,6 +26,7 @@ static class SimilarityCommand
                 Pooling = parse.GetValue(pooling) is { } p ? SentenceTransformersConfig.ParsePooling(p) : null,
                 DType = Runtime.ParseDType(parse.GetValue(m.DType)),
                 Device = Runtime.ParseDevice(parse.GetValue(m.Device)),
+                Engine = m.ParseEngine(parse),
             });
             var matrix = Similarity.Matrix(embedder.Embed(input));
             if (parse.GetValue(m.Json))

@@ -1,4 +1,5 @@
 using BertSharp.Checkpoints;
+using BertSharp.Export;
 using BertSharp.Modeling;
 using BertSharp.Tokenization;
 using TorchSharp;
@@ -33,6 +34,14 @@ public sealed class BertPipeline : IDisposable
     public LoadReport Report { get; }
     public Device Device { get; }
 
+    OnnxEngine? _onnx;   // fill-mask on ONNX Runtime (the masked-LM graph), when loaded with that engine
+
+    /// <summary>The engine <see cref="FillMask"/> runs on; next-sentence prediction and the demo always run on torch.</summary>
+    public InferenceEngine Engine => _onnx is null ? InferenceEngine.Torch : InferenceEngine.Onnx;
+
+    /// <summary>The ONNX Runtime session of <see cref="FillMask"/> and its cache entry, when <see cref="Engine"/> is ONNX.</summary>
+    public OnnxEngine? OnnxEngine => _onnx;
+
     public BertPipeline(BertForPreTraining model, BertTokenizer tokenizer, LoadReport report, Device? device = null)
     {
         Model = model;
@@ -41,12 +50,37 @@ public sealed class BertPipeline : IDisposable
         Device = device ?? CPU;
     }
 
-    public static BertPipeline Load(string modelDir, ScalarType dtype = ScalarType.Float32, Device? device = null, LoadPolicy? policy = null)
+    /// <summary>
+    /// Loads a pipeline. <paramref name="engine"/> <see cref="InferenceEngine.Onnx"/> (or Auto, which picks it for
+    /// float32 on the CPU) runs <see cref="FillMask"/> on ONNX Runtime: the checkpoint's masked-LM model is exported
+    /// once into the <see cref="OnnxEngine"/> cache. Without an MLM head in the checkpoint there is nothing to export
+    /// and fill-mask refuses as on torch.
+    /// </summary>
+    public static BertPipeline Load(string modelDir, ScalarType dtype = ScalarType.Float32, Device? device = null, LoadPolicy? policy = null,
+        InferenceEngine engine = InferenceEngine.Torch, OnnxEngineOptions? onnx = null)
     {
         var dir = ModelDirectory.Open(modelDir);
         var tokenizer = dir.LoadTokenizer();
+        var resolved = Embedder.ResolveEngine(engine, dtype, device ?? CPU, EmbeddingLayer.Last, out _);
         var (model, report) = dir.LoadModel(c => new BertForPreTraining(c), dtype, device, policy: policy);
-        return new BertPipeline(model, tokenizer, report, device);
+        var pipeline = new BertPipeline(model, tokenizer, report, device);
+        try
+        {
+            if (resolved == InferenceEngine.Onnx && pipeline.HasWeights("cls.predictions"))
+            {
+                onnx ??= new OnnxEngineOptions();
+                // after merge: the exporter's Fused / Quantize settings go into this Export, as in Embedder.Load.
+                var options = onnx with { Export = onnx.Export with { Task = OnnxExportTask.MaskedLM }, Source = dir.WeightsPath };
+                using var scope = NewDisposeScope();
+                pipeline._onnx = OnnxEngine.Create(dir.Config, model.state_dict(), options);
+            }
+        }
+        catch
+        {
+            pipeline.Dispose();
+            throw;
+        }
+        return pipeline;
     }
 
     bool HasWeights(string prefix) => !Report.Missing.Any(k => k.StartsWith(prefix, StringComparison.Ordinal));
@@ -78,6 +112,7 @@ public sealed class BertPipeline : IDisposable
         var positions = Enumerable.Range(0, enc.Length).Where(i => enc.InputIds[i] == Tokenizer.MaskId).ToArray();
         if (positions.Length == 0)
             throw new ArgumentException($"the text contains no {Tokenizer.Options.MaskToken} token: \"{text}\"");
+        if (_onnx is not null) return FillMaskOnnx(enc, positions, topK);
         using var scope = NewDisposeScope();
         using var _ = inference_mode();
         var (ids, types) = ToTensors(enc.InputIds, enc.TokenTypeIds);
@@ -95,6 +130,39 @@ public sealed class BertPipeline : IDisposable
                 preds.Add(new TokenScore(Tokenizer.Vocab[id], id, values[m, k].item<float>()));
             }
             result.Add(new MaskPredictions(positions[m], preds));
+        }
+        return result;
+    }
+
+    /// <summary>Fill-mask on ONNX Runtime: logits [1, L, V] into the engine's buffer; softmax (in double) and top-k per [MASK].</summary>
+    IReadOnlyList<MaskPredictions> FillMaskOnnx(BertEncoding enc, int[] positions, int topK)
+    {
+        int n = enc.Length;
+        var ids = enc.InputIds.Select(i => (long)i).ToArray();
+        var types = enc.TokenTypeIds.Select(i => (long)i).ToArray();
+        var mask = Enumerable.Repeat(1L, n).ToArray();
+        _onnx!.Run(ids, mask, types, 1, n);
+        var logits = _onnx.Output("logits");
+        int v = logits.Length / n, k = Math.Min(topK, v);
+        var result = new List<MaskPredictions>();
+        var order = new int[v];
+        var keys = new float[v];
+        foreach (var p in positions)
+        {
+            var row = logits.Slice(p * v, v);
+            float max = float.NegativeInfinity;
+            foreach (var x in row) max = Math.Max(max, x);
+            double sum = 0;
+            foreach (var x in row) sum += Math.Exp(x - max);
+            for (int i = 0; i < v; i++) { order[i] = i; keys[i] = -row[i]; }
+            Array.Sort(keys, order);   // descending logits; the softmax keeps the order
+            var preds = new List<TokenScore>(k);
+            for (int r = 0; r < k; r++)
+            {
+                int id = order[r];
+                preds.Add(new TokenScore(Tokenizer.Vocab[id], id, (float)(Math.Exp(row[id] - max) / sum)));
+            }
+            result.Add(new MaskPredictions(p, preds));
         }
         return result;
     }
@@ -155,5 +223,9 @@ public sealed class BertPipeline : IDisposable
         return new PretrainDemoResult(Tokenizer.ConvertIdsToTokens(masked), rows, correct, nsp);
     }
 
-    public void Dispose() => Model.Dispose();
+    public void Dispose()
+    {
+        Model.Dispose();
+        _onnx?.Dispose();
+    }
 }

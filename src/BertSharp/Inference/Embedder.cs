@@ -41,6 +41,17 @@ public sealed record EmbedderOptions
     /// vectors are averaged weighted by their token counts (before normalisation).
     /// </summary>
     public int? Stride { get; init; }
+
+    /// <summary>
+    /// Which runtime runs the encoder: <see cref="InferenceEngine.Torch"/> (default), <see cref="InferenceEngine.Onnx"/>
+    /// (ONNX Runtime on a cached export; float32, CPU, last layer only — anything else is an error), or
+    /// <see cref="InferenceEngine.Auto"/> (the measured fastest for the dtype: float32 → ONNX Runtime, bfloat16 →
+    /// TorchSharp; earlier layers or a GPU → TorchSharp). The vectors are the same either way (≤ 1e-5).
+    /// </summary>
+    public InferenceEngine Engine { get; init; } = InferenceEngine.Torch;
+
+    /// <summary>Settings of the ONNX engine (cache folder, export options, threads); null: the defaults.</summary>
+    public OnnxEngineOptions? Onnx { get; init; }
 }
 
 /// <summary>
@@ -91,12 +102,20 @@ public sealed record EmbeddingResult(float[][] Vectors, IReadOnlyList<int> Trunc
 /// </summary>
 public sealed class Embedder : IEmbeddingGenerator<string, Embedding<float>>
 {
-    readonly BertModel _model;
+    readonly BertModel? _model;      // the torch engine's model (null on the ONNX engine)
+    readonly OnnxEngine? _onnx;      // the ONNX engine's session (null on the torch engine)
     readonly object _gate = new();
+    long[] _ids = [], _mask = [];    // ONNX engine: input buffers reused across batches
     long _truncatedTotal;
 
     public BertTokenizer Tokenizer { get; }
-    public BertConfig Config => _model.Config;
+    public BertConfig Config { get; }
+
+    /// <summary>The engine the forward passes run on (<see cref="InferenceEngine.Auto"/> resolved).</summary>
+    public InferenceEngine Engine => _onnx is null ? InferenceEngine.Torch : InferenceEngine.Onnx;
+
+    /// <summary>The ONNX Runtime session and its cache entry, when <see cref="Engine"/> is ONNX.</summary>
+    public OnnxEngine? OnnxEngine => _onnx;
     public EmbeddingPooling Pooling { get; }
     public bool Normalize { get; }
     public int MaxLength { get; }
@@ -109,7 +128,7 @@ public sealed class Embedder : IEmbeddingGenerator<string, Embedding<float>>
     public int? Stride { get; }
 
     /// <summary>Vector length (the model's hidden size).</summary>
-    public int Dimensions => _model.Config.HiddenSize;
+    public int Dimensions => Config.HiddenSize;
 
     /// <summary>The model name as given to <see cref="Load"/>.</summary>
     public string ModelId { get; }
@@ -125,10 +144,12 @@ public sealed class Embedder : IEmbeddingGenerator<string, Embedding<float>>
 
     public EmbeddingGeneratorMetadata Metadata { get; }
 
-    Embedder(BertModel model, BertTokenizer tokenizer, string modelId, string modelPath, EmbeddingPooling pooling, bool normalize,
+    Embedder(BertConfig config, BertModel? model, OnnxEngine? onnx, BertTokenizer tokenizer, string modelId, string modelPath, EmbeddingPooling pooling, bool normalize,
         int maxLength, int batchSize, Device device, ScalarType dtype, IReadOnlyList<string> settings, EmbeddingLayer layer, int? stride)
     {
+        Config = config;
         _model = model;
+        _onnx = onnx;
         Tokenizer = tokenizer;
         ModelId = modelId;
         ModelPath = modelPath;
@@ -141,7 +162,7 @@ public sealed class Embedder : IEmbeddingGenerator<string, Embedding<float>>
         Settings = settings;
         Layer = layer;
         Stride = stride;
-        Metadata = new EmbeddingGeneratorMetadata("BertSharp", null, modelId, model.Config.HiddenSize);
+        Metadata = new EmbeddingGeneratorMetadata("BertSharp", null, modelId, config.HiddenSize);
     }
 
     /// <summary>
@@ -196,8 +217,10 @@ public sealed class Embedder : IEmbeddingGenerator<string, Embedding<float>>
 
         var tokenizer = dir.LoadTokenizer();
         var device = options.Device ?? CPU;
+        var engine = ResolveEngine(options.Engine, options.DType, device, layer, out var engineWhy);
         bool pooler = pooling == EmbeddingPooling.Pooler;
         var (model, report) = dir.LoadModel(c => new BertModel(c, addPoolingLayer: pooler), options.DType, device);
+        OnnxEngine? onnx = null;
         try
         {
             var poolerMissing = report.Missing.Where(k => k.StartsWith("pooler.", StringComparison.Ordinal)).ToList();
@@ -209,15 +232,71 @@ public sealed class Embedder : IEmbeddingGenerator<string, Embedding<float>>
                 throw new InvalidDataException(
                     $"{dir.WeightsPath}: {missing.Count} encoder weights are not in the checkpoint ({string.Join(", ", missing.Take(5))}{(missing.Count > 5 ? ", …" : "")}); " +
                     "its embeddings would be random");
+            if (engine == InferenceEngine.Onnx)
+            {
+                // Export once (cached by the weights' hash), then run on ONNX Runtime; the torch copy is freed.
+                var onnxOptions = options.Onnx ?? new OnnxEngineOptions();
+                // after merge: the exporter's Fused / Quantize (int8) settings go here, e.g.
+                // onnxOptions = onnxOptions with { Export = onnxOptions.Export with { Fused = …, Quantize = … } };
+                using (var scope = NewDisposeScope())
+                    onnx = OnnxEngine.Create(dir.Config, model.state_dict(), onnxOptions with { Source = dir.WeightsPath });
+                model.Dispose();
+                settings.Add($"engine onnx ({engineWhy}; ONNX Runtime, {onnx.Threads} thread{(onnx.Threads == 1 ? "" : "s")}, " +
+                             $"{(onnx.FromCache ? "cached export reused" : $"exported in {onnx.ExportSeconds:F1} s")}: {onnx.ModelPath})");
+            }
+            else settings.Add($"engine torch ({engineWhy})");
         }
         catch
         {
+            onnx?.Dispose();
             model.Dispose();
             throw;
         }
         var id = string.IsNullOrWhiteSpace(modelPathOrId) ? path : modelPathOrId;
-        return new Embedder(model, tokenizer, id, path, pooling, normalize, maxLength, options.BatchSize, device, options.DType, settings, layer, options.Stride);
+        return new Embedder(dir.Config, onnx is null ? model : null, onnx, tokenizer, id, path, pooling, normalize, maxLength, options.BatchSize, device,
+            options.DType, settings, layer, options.Stride);
     }
+
+    /// <summary>
+    /// <see cref="InferenceEngine.Auto"/> → the engine measured fastest for <paramref name="dtype"/> on this CPU
+    /// (docs/embeddings.md: float32 → ONNX Runtime, bfloat16 → TorchSharp), or TorchSharp where the ONNX engine cannot
+    /// serve the request; an explicit ONNX request it cannot serve is an error.
+    /// </summary>
+    public static InferenceEngine ResolveEngine(InferenceEngine requested, ScalarType dtype, Device device, EmbeddingLayer layer, out string why)
+    {
+        string? blocker = device.type != DeviceType.CPU ? $"the ONNX engine runs on the CPU, not on {device}"
+            : dtype != ScalarType.Float32 ? $"the ONNX engine runs float32, not {(dtype == ScalarType.BFloat16 ? "bfloat16" : dtype.ToString())} (bfloat16 is fastest on torch)"
+            : !layer.IsLast ? $"the ONNX engine returns the last layer only, not --layer {layer}"
+            : null;
+        switch (requested)
+        {
+            case InferenceEngine.Torch:
+                why = "given";
+                return InferenceEngine.Torch;
+            case InferenceEngine.Onnx:
+                if (blocker is not null)
+                    throw new ArgumentException($"--engine onnx: {blocker}; use --engine torch (or auto, which picks torch here)");
+                why = "given";
+                return InferenceEngine.Onnx;
+            default:
+                if (blocker is not null)
+                {
+                    why = $"auto: {blocker}";
+                    return InferenceEngine.Torch;
+                }
+                why = "auto: fastest for float32 on this CPU";
+                return InferenceEngine.Onnx;
+        }
+    }
+
+    /// <summary>Parses <c>torch</c> / <c>onnx</c> / <c>auto</c> (the <c>--engine</c> option).</summary>
+    public static InferenceEngine ParseEngine(string? name) => (name ?? "torch").Trim().ToLowerInvariant() switch
+    {
+        "torch" or "torchsharp" => InferenceEngine.Torch,
+        "onnx" or "ort" or "onnxruntime" => InferenceEngine.Onnx,
+        "auto" => InferenceEngine.Auto,
+        var other => throw new ArgumentException($"--engine '{other}' is not supported (expected torch, onnx or auto)"),
+    };
 
     /// <summary>tokenizer_config.json's model_max_length when it is a real limit (HF writes 1e30 for "none").</summary>
     static int? TokenizerMaxLength(string dir)
@@ -381,6 +460,11 @@ public sealed class Embedder : IEmbeddingGenerator<string, Embedding<float>>
     void RunBatch(int[][] seqs, out float[][] vectors)
     {
         int b = seqs.Length, len = seqs.Max(s => s.Length), h = Dimensions;
+        if (_onnx is not null)
+        {
+            RunBatchOnnx(seqs, b, len, out vectors);
+            return;
+        }
         var ids = new long[b * len];
         var mask = new long[b * len];
         if (Tokenizer.PadId != 0) Array.Fill(ids, Tokenizer.PadId);
@@ -395,11 +479,73 @@ public sealed class Embedder : IEmbeddingGenerator<string, Embedding<float>>
         var idsT = tensor(ids, [b, len], device: Device);
         var maskT = tensor(mask, [b, len], device: Device);
         var typesT = zeros([b, len], ScalarType.Int64, device: Device);
-        var output = _model.forward(idsT, typesT, maskT, outputHiddenStates: !Layer.IsLast);
+        var output = _model!.forward(idsT, typesT, maskT, outputHiddenStates: !Layer.IsLast);
         var pooled = Pool(output, maskT);
         var flat = pooled.to(ScalarType.Float32).cpu().contiguous().data<float>().ToArray();
         vectors = new float[b][];
         for (int r = 0; r < b; r++) vectors[r] = flat.AsSpan(r * h, h).ToArray();
+    }
+
+    /// <summary>
+    /// The ONNX engine's batch: ids and mask into reused buffers, one ORT run writing last_hidden_state (or
+    /// pooler_output) into the engine's buffer, then the pooling of <see cref="Pool"/> on that span (sums in double).
+    /// </summary>
+    void RunBatchOnnx(int[][] seqs, int b, int len, out float[][] vectors)
+    {
+        int n = b * len, h = Dimensions;
+        if (_ids.Length < n)
+        {
+            _ids = new long[n];
+            _mask = new long[n];
+        }
+        Array.Fill(_ids, Tokenizer.PadId, 0, n);
+        Array.Clear(_mask, 0, n);
+        for (int r = 0; r < b; r++)
+            for (int t = 0; t < seqs[r].Length; t++)
+            {
+                _ids[r * len + t] = seqs[r][t];
+                _mask[r * len + t] = 1;
+            }
+        _onnx!.Run(_ids, _mask, null, b, len);
+        vectors = new float[b][];
+        if (Pooling == EmbeddingPooling.Pooler)
+        {
+            var pooled = _onnx.Output("pooler_output");
+            for (int r = 0; r < b; r++) vectors[r] = pooled.Slice(r * h, h).ToArray();
+            return;
+        }
+        var hidden = _onnx.Output("last_hidden_state");
+        var acc = new double[h];
+        for (int r = 0; r < b; r++)
+        {
+            var v = new float[h];
+            var rows = hidden.Slice(r * len * h, len * h);
+            int count = seqs[r].Length;   // real tokens come first, padding after
+            switch (Pooling)
+            {
+                case EmbeddingPooling.Cls:
+                    rows[..h].CopyTo(v);
+                    break;
+                case EmbeddingPooling.Max:
+                    rows[..h].CopyTo(v);
+                    for (int t = 1; t < count; t++)
+                    {
+                        var row = rows.Slice(t * h, h);
+                        for (int j = 0; j < h; j++) if (row[j] > v[j]) v[j] = row[j];
+                    }
+                    break;
+                default:
+                    Array.Clear(acc);
+                    for (int t = 0; t < count; t++)
+                    {
+                        var row = rows.Slice(t * h, h);
+                        for (int j = 0; j < h; j++) acc[j] += row[j];
+                    }
+                    for (int j = 0; j < h; j++) v[j] = (float)(acc[j] / Math.Max(count, 1e-9));
+                    break;
+            }
+            vectors[r] = v;
+        }
     }
 
     Tensor Hidden(BertModelOutput output)
@@ -465,5 +611,9 @@ public sealed class Embedder : IEmbeddingGenerator<string, Embedding<float>>
         return serviceType.IsInstanceOfType(this) ? this : null;
     }
 
-    public void Dispose() => _model.Dispose();
+    public void Dispose()
+    {
+        _model?.Dispose();
+        _onnx?.Dispose();
+    }
 }
