@@ -51,6 +51,7 @@ static class EmbedCommand
                 Layer = layerValue,
                 Stride = parse.GetValue(stride),
                 Engine = m.ParseEngine(parse),
+                Onnx = m.ParseOnnx(parse),
             };
             using var embedder = Embedder.Load(parse.GetValue(m.Model) ?? "", options);
             if (parse.GetValue(Cli.VerboseOption)) foreach (var line in embedder.Settings) Console.Error.WriteLine($"bert: {line}");

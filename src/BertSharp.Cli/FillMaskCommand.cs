@@ -18,7 +18,7 @@ static class FillMaskCommand
         m.AddEngineTo(cmd);
         cmd.SetAction(parse => Cli.Run(parse, () =>
         {
-            using var pipeline = m.LoadPipeline(parse, m.ParseEngine(parse));
+            using var pipeline = m.LoadPipeline(parse, m.ParseEngine(parse), m.ParseOnnx(parse));
             var masks = pipeline.FillMask(parse.GetValue(text)!, parse.GetValue(topK));
             if (parse.GetValue(m.Json))
             {

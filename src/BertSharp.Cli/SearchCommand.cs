@@ -51,6 +51,7 @@ static class SearchCommand
                 DType = Runtime.ParseDType(parse.GetValue(m.DType)),
                 Device = Runtime.ParseDevice(parse.GetValue(m.Device)),
                 Engine = m.ParseEngine(parse),
+                Onnx = m.ParseOnnx(parse),
             });
             if (existing?.Mismatch(embedder) is { } why)
                 throw new ArgumentException($"{indexDir} was built with {why}; use the same settings, another --index, or delete it to rebuild");

@@ -27,6 +27,7 @@ static class SimilarityCommand
                 DType = Runtime.ParseDType(parse.GetValue(m.DType)),
                 Device = Runtime.ParseDevice(parse.GetValue(m.Device)),
                 Engine = m.ParseEngine(parse),
+                Onnx = m.ParseOnnx(parse),
             });
             var matrix = Similarity.Matrix(embedder.Embed(input));
             if (parse.GetValue(m.Json))

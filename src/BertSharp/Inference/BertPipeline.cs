@@ -61,7 +61,7 @@ public sealed class BertPipeline : IDisposable
     {
         var dir = ModelDirectory.Open(modelDir);
         var tokenizer = dir.LoadTokenizer();
-        var resolved = Embedder.ResolveEngine(engine, dtype, device ?? CPU, EmbeddingLayer.Last, out _);
+        var resolved = Embedder.ResolveEngine(engine, dtype, device ?? CPU, EmbeddingLayer.Last, out _, onnx);
         var (model, report) = dir.LoadModel(c => new BertForPreTraining(c), dtype, device, policy: policy);
         var pipeline = new BertPipeline(model, tokenizer, report, device);
         try
@@ -69,7 +69,6 @@ public sealed class BertPipeline : IDisposable
             if (resolved == InferenceEngine.Onnx && pipeline.HasWeights("cls.predictions"))
             {
                 onnx ??= new OnnxEngineOptions();
-                // after merge: the exporter's Fused / Quantize settings go into this Export, as in Embedder.Load.
                 var options = onnx with { Export = onnx.Export with { Task = OnnxExportTask.MaskedLM }, Source = dir.WeightsPath };
                 using var scope = NewDisposeScope();
                 pipeline._onnx = OnnxEngine.Create(dir.Config, model.state_dict(), options);

@@ -43,14 +43,17 @@ public sealed record EmbedderOptions
     public int? Stride { get; init; }
 
     /// <summary>
-    /// Which runtime runs the encoder: <see cref="InferenceEngine.Torch"/> (default), <see cref="InferenceEngine.Onnx"/>
-    /// (ONNX Runtime on a cached export; float32, CPU, last layer only — anything else is an error), or
-    /// <see cref="InferenceEngine.Auto"/> (the measured fastest for the dtype: float32 → ONNX Runtime, bfloat16 →
-    /// TorchSharp; earlier layers or a GPU → TorchSharp). The vectors are the same either way (≤ 1e-5).
+    /// Which runtime runs the encoder: <see cref="InferenceEngine.Auto"/> (default: the measured fastest for the
+    /// dtype, float32 → ONNX Runtime, bfloat16 → TorchSharp; earlier layers or a GPU → TorchSharp),
+    /// <see cref="InferenceEngine.Torch"/>, or <see cref="InferenceEngine.Onnx"/> (ONNX Runtime on a cached export;
+    /// float32, CPU, last layer only — anything else is an error). The vectors are the same either way (≤ 1e-5).
     /// </summary>
-    public InferenceEngine Engine { get; init; } = InferenceEngine.Torch;
+    public InferenceEngine Engine { get; init; } = InferenceEngine.Auto;
 
-    /// <summary>Settings of the ONNX engine (cache folder, export options, threads); null: the defaults.</summary>
+    /// <summary>
+    /// Settings of the ONNX engine (cache folder, export options, threads); null: the defaults. An export with
+    /// <c>Quantize = Int8Dynamic</c> (<c>--quantize int8</c>) selects the ONNX engine.
+    /// </summary>
     public OnnxEngineOptions? Onnx { get; init; }
 }
 
@@ -217,7 +220,7 @@ public sealed class Embedder : IEmbeddingGenerator<string, Embedding<float>>
 
         var tokenizer = dir.LoadTokenizer();
         var device = options.Device ?? CPU;
-        var engine = ResolveEngine(options.Engine, options.DType, device, layer, out var engineWhy);
+        var engine = ResolveEngine(options.Engine, options.DType, device, layer, out var engineWhy, options.Onnx);
         bool pooler = pooling == EmbeddingPooling.Pooler;
         var (model, report) = dir.LoadModel(c => new BertModel(c, addPoolingLayer: pooler), options.DType, device);
         OnnxEngine? onnx = null;
@@ -236,8 +239,6 @@ public sealed class Embedder : IEmbeddingGenerator<string, Embedding<float>>
             {
                 // Export once (cached by the weights' hash), then run on ONNX Runtime; the torch copy is freed.
                 var onnxOptions = options.Onnx ?? new OnnxEngineOptions();
-                // after merge: the exporter's Fused / Quantize (int8) settings go here, e.g.
-                // onnxOptions = onnxOptions with { Export = onnxOptions.Export with { Fused = …, Quantize = … } };
                 using (var scope = NewDisposeScope())
                     onnx = OnnxEngine.Create(dir.Config, model.state_dict(), onnxOptions with { Source = dir.WeightsPath });
                 model.Dispose();
@@ -262,8 +263,16 @@ public sealed class Embedder : IEmbeddingGenerator<string, Embedding<float>>
     /// (docs/embeddings.md: float32 → ONNX Runtime, bfloat16 → TorchSharp), or TorchSharp where the ONNX engine cannot
     /// serve the request; an explicit ONNX request it cannot serve is an error.
     /// </summary>
-    public static InferenceEngine ResolveEngine(InferenceEngine requested, ScalarType dtype, Device device, EmbeddingLayer layer, out string why)
+    public static InferenceEngine ResolveEngine(InferenceEngine requested, ScalarType dtype, Device device, EmbeddingLayer layer, out string why,
+        OnnxEngineOptions? onnx = null)
     {
+        if (onnx is not null && onnx.Export.Quantize != Export.OnnxQuantization.None)
+        {
+            // int8 exists only as an ONNX graph: auto means onnx, and torch is a contradiction.
+            if (requested == InferenceEngine.Torch)
+                throw new ArgumentException("--quantize int8 runs on the ONNX engine; use --engine onnx or auto");
+            requested = InferenceEngine.Onnx;
+        }
         string? blocker = device.type != DeviceType.CPU ? $"the ONNX engine runs on the CPU, not on {device}"
             : dtype != ScalarType.Float32 ? $"the ONNX engine runs float32, not {(dtype == ScalarType.BFloat16 ? "bfloat16" : dtype.ToString())} (bfloat16 is fastest on torch)"
             : !layer.IsLast ? $"the ONNX engine returns the last layer only, not --layer {layer}"

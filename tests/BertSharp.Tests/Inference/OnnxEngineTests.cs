@@ -221,6 +221,29 @@ public class OnnxEngineTests(OnnxCacheFixture cache, Xunit.Abstractions.ITestOut
             Assert.True(worst <= 1e-4, $"{key}: max |Δ| = {worst:E2}");
         }
     }
+
+    /// <summary>
+    /// --quantize int8: a dynamically quantized export on the ONNX engine (auto picks it; torch is refused). Its
+    /// vectors are close to float32's on real sentences (mean cosine ≥ 0.99, each ≥ 0.98; docs/export.md).
+    /// </summary>
+    [AssetFact(MiniLm)]
+    public void MiniLmInt8OnTheOnnxEngineStaysCloseToFloat32()
+    {
+        var dir = TestAssets.Path(MiniLm);
+        var texts = File.ReadAllLines(Path.Combine(dir, "golden", "texts.txt"));
+        var int8 = new OnnxEngineOptions { CacheDirectory = cache.Path, Export = new OnnxEngineOptions().Export with { Quantize = OnnxQuantization.Int8Dynamic } };
+        using var q = Embedder.Load(dir, new EmbedderOptions { Engine = InferenceEngine.Auto, Onnx = int8, BatchSize = 8 });
+        using var f = Embedder.Load(dir, Options(InferenceEngine.Onnx, EmbeddingPooling.Mean, true, batch: 8));
+        Assert.Equal(InferenceEngine.Onnx, q.Engine);
+        var a = q.Embed(texts);
+        var b = f.Embed(texts);
+        var cos = a.Zip(b, (x, y) => Similarity.Cosine(x, y)).ToList();
+        log.WriteLine($"int8 vs float32 on {texts.Length} texts: mean cosine {cos.Average():F4}, min {cos.Min():F4}");
+        Assert.True(cos.Average() >= 0.99 && cos.Min() >= 0.98, $"mean {cos.Average():F4}, min {cos.Min():F4}");
+        Assert.True(cos.Max() < 1 - 1e-7, "the int8 graph must not be the float32 one");
+        var e = Assert.Throws<ArgumentException>(() => Embedder.Load(dir, new EmbedderOptions { Engine = InferenceEngine.Torch, Onnx = int8 }));
+        Assert.Contains("--quantize int8", e.Message);
+    }
 }
 
 /// <summary>`--engine` on the CLI (the default cache folder, pointed at a temporary one through BERTSHARP_CACHE).</summary>
@@ -257,6 +280,15 @@ public class OnnxEngineCliTests
             Assert.Equal(2, code2);
             Assert.Contains("float32", err2);
             Assert.False(File.Exists(Path.Combine(work, "bf.npy")));
+            var (code3, _, err3) = CliHarness.Run("similarity", "--model", model, "--engine", "torch", "--quantize", "int8", "one", "two");
+            Assert.Equal(2, code3);
+            Assert.Contains("--quantize int8 runs on the ONNX engine", err3);
+            var (code4, _, err4) = CliHarness.Run("similarity", "--model", model, "--quantize", "int4", "one", "two");
+            Assert.Equal(2, code4);
+            Assert.Contains("--quantize", err4);
+            // --quantize int8 with the default engine (auto) runs and gives a cosine close to float32's.
+            var (code5, out5, err5) = CliHarness.Run("similarity", "--model", model, "--quantize", "int8", "--json", "one two three", "one two four");
+            Assert.True(code5 == 0, err5);
         }
         finally
         {
