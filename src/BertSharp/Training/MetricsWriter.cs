@@ -128,6 +128,10 @@ public sealed class MetricsWriter : ITrainingObserver, IDisposable
                 Plot(Path.Combine(dir, "eval_loss.png"), "Held-out loss", "loss", _eval, ["loss", "mlm_loss", "nsp_loss"]);
                 Plot(Path.Combine(dir, "eval_accuracy.png"), "Held-out accuracy", "accuracy", _eval, ["mlm_acc", "nsp_acc", "accuracy"]);
                 Plot(Path.Combine(dir, "eval_perplexity.png"), "Held-out MLM perplexity", "perplexity", _eval, ["perplexity"]);
+                // Fine-tuning: the task's dev metrics (f1, spearmanr, exact_match, …) beside accuracy.
+                var scores = _eval.SelectMany(e => e.Values.Keys).Distinct().Where(k => !NotScores.Contains(k)).Order(StringComparer.Ordinal).ToArray();
+                if (scores.Any(k => k != "accuracy"))
+                    Plot(Path.Combine(dir, "eval_scores.png"), "Dev scores", "score", _eval, scores);
             }
             Plot(Path.Combine(dir, "lr.png"), "Learning rate", "lr", _train, ["lr"]);
         }
@@ -136,6 +140,8 @@ public sealed class MetricsWriter : ITrainingObserver, IDisposable
             _message($"warning: could not write plots ({e.Message})");
         }
     }
+
+    static readonly HashSet<string> NotScores = ["loss", "mlm_loss", "nsp_loss", "perplexity", "mlm_acc", "nsp_acc", "nsp_is_next", "eval_s"];
 
     static void Plot(string path, string title, string yLabel, List<(long Step, Dictionary<string, double> Values)> series, string[] keys)
     {
