@@ -108,7 +108,7 @@ public sealed class Embedder : IEmbeddingGenerator<string, Embedding<float>>
     readonly BertModel? _model;      // the torch engine's model (null on the ONNX engine)
     readonly OnnxEngine? _onnx;      // the ONNX engine's session (null on the torch engine)
     readonly object _gate = new();
-    long[] _ids = [], _mask = [];    // ONNX engine: input buffers reused across batches
+    long[] _ids = [], _mask = [];    // input buffers reused across batches (the ONNX engine binds them)
     long _truncatedTotal;
 
     public BertTokenizer Tokenizer { get; }
@@ -468,40 +468,7 @@ public sealed class Embedder : IEmbeddingGenerator<string, Embedding<float>>
 
     void RunBatch(int[][] seqs, out float[][] vectors)
     {
-        int b = seqs.Length, len = seqs.Max(s => s.Length), h = Dimensions;
-        if (_onnx is not null)
-        {
-            RunBatchOnnx(seqs, b, len, out vectors);
-            return;
-        }
-        var ids = new long[b * len];
-        var mask = new long[b * len];
-        if (Tokenizer.PadId != 0) Array.Fill(ids, Tokenizer.PadId);
-        for (int r = 0; r < b; r++)
-            for (int t = 0; t < seqs[r].Length; t++)
-            {
-                ids[r * len + t] = seqs[r][t];
-                mask[r * len + t] = 1;
-            }
-        using var scope = NewDisposeScope();
-        using var _ = inference_mode();
-        var idsT = tensor(ids, [b, len], device: Device);
-        var maskT = tensor(mask, [b, len], device: Device);
-        var typesT = zeros([b, len], ScalarType.Int64, device: Device);
-        var output = _model!.forward(idsT, typesT, maskT, outputHiddenStates: !Layer.IsLast);
-        var pooled = Pool(output, maskT);
-        var flat = pooled.to(ScalarType.Float32).cpu().contiguous().data<float>().ToArray();
-        vectors = new float[b][];
-        for (int r = 0; r < b; r++) vectors[r] = flat.AsSpan(r * h, h).ToArray();
-    }
-
-    /// <summary>
-    /// The ONNX engine's batch: ids and mask into reused buffers, one ORT run writing last_hidden_state (or
-    /// pooler_output) into the engine's buffer, then the pooling of <see cref="Pool"/> on that span (sums in double).
-    /// </summary>
-    void RunBatchOnnx(int[][] seqs, int b, int len, out float[][] vectors)
-    {
-        int n = b * len, h = Dimensions;
+        int b = seqs.Length, len = seqs.Max(s => s.Length), h = Dimensions, n = b * len;
         if (_ids.Length < n)
         {
             _ids = new long[n];
@@ -515,46 +482,28 @@ public sealed class Embedder : IEmbeddingGenerator<string, Embedding<float>>
                 _ids[r * len + t] = seqs[r][t];
                 _mask[r * len + t] = 1;
             }
-        _onnx!.Run(_ids, _mask, null, b, len);
+        using var scope = NewDisposeScope();
+        using var _ = inference_mode();
+        var maskT = tensor(_mask[..n], [b, len], device: Device);
+        Tensor pooled;
+        if (_onnx is not null)
+        {
+            // ONNX Runtime fills the engine's buffers; the same pooling as the torch path runs on a copy of them.
+            _onnx.Run(_ids, _mask, null, b, len);
+            pooled = Pooling == EmbeddingPooling.Pooler
+                ? tensor(_onnx.Output("pooler_output")[..(b * h)].ToArray(), [b, h])
+                : Pool(tensor(_onnx.Output("last_hidden_state")[..(n * h)].ToArray(), [b, len, h]), null, maskT);
+        }
+        else
+        {
+            var idsT = tensor(_ids[..n], [b, len], device: Device);
+            var typesT = zeros([b, len], ScalarType.Int64, device: Device);
+            var output = _model!.forward(idsT, typesT, maskT, outputHiddenStates: !Layer.IsLast);
+            pooled = Pool(Hidden(output), output.PooledOutput, maskT);
+        }
+        var flat = pooled.to(ScalarType.Float32).cpu().contiguous().data<float>().ToArray();
         vectors = new float[b][];
-        if (Pooling == EmbeddingPooling.Pooler)
-        {
-            var pooled = _onnx.Output("pooler_output");
-            for (int r = 0; r < b; r++) vectors[r] = pooled.Slice(r * h, h).ToArray();
-            return;
-        }
-        var hidden = _onnx.Output("last_hidden_state");
-        var acc = new double[h];
-        for (int r = 0; r < b; r++)
-        {
-            var v = new float[h];
-            var rows = hidden.Slice(r * len * h, len * h);
-            int count = seqs[r].Length;   // real tokens come first, padding after
-            switch (Pooling)
-            {
-                case EmbeddingPooling.Cls:
-                    rows[..h].CopyTo(v);
-                    break;
-                case EmbeddingPooling.Max:
-                    rows[..h].CopyTo(v);
-                    for (int t = 1; t < count; t++)
-                    {
-                        var row = rows.Slice(t * h, h);
-                        for (int j = 0; j < h; j++) if (row[j] > v[j]) v[j] = row[j];
-                    }
-                    break;
-                default:
-                    Array.Clear(acc);
-                    for (int t = 0; t < count; t++)
-                    {
-                        var row = rows.Slice(t * h, h);
-                        for (int j = 0; j < h; j++) acc[j] += row[j];
-                    }
-                    for (int j = 0; j < h; j++) v[j] = (float)(acc[j] / Math.Max(count, 1e-9));
-                    break;
-            }
-            vectors[r] = v;
-        }
+        for (int r = 0; r < b; r++) vectors[r] = flat.AsSpan(r * h, h).ToArray();
     }
 
     Tensor Hidden(BertModelOutput output)
@@ -566,15 +515,14 @@ public sealed class Embedder : IEmbeddingGenerator<string, Embedding<float>>
         return all[all.Count + Layer.Index].to(ScalarType.Float32);
     }
 
-    Tensor Pool(BertModelOutput output, Tensor mask)
+    Tensor Pool(Tensor hidden, Tensor? pooledOutput, Tensor mask)
     {
-        var hidden = Hidden(output);
         switch (Pooling)
         {
             case EmbeddingPooling.Cls:
                 return hidden[.., 0];
             case EmbeddingPooling.Pooler:
-                return output.PooledOutput!.to(ScalarType.Float32);
+                return pooledOutput!.to(ScalarType.Float32);
             case EmbeddingPooling.Max:
             {
                 // sentence-transformers: padded positions set to -1e9 before the max.
