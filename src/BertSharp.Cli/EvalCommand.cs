@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
+using BertSharp.Inference;
 using BertSharp.Training.FineTuning;
 
 namespace BertSharp.Cli;
@@ -23,10 +24,14 @@ public static class EvalCommand
         var text = new Option<string>("--text-column") { Description = "csv: text column (default text)", DefaultValueFactory = _ => "text" };
         var pair = new Option<string?>("--text-pair-column") { Description = "csv: second text column" };
         var label = new Option<string>("--label-column") { Description = "csv: label column (default label)", DefaultValueFactory = _ => "label" };
+        var threads = new Option<int?>("--threads") { Description = "Intra-op threads (default: all cores)" };
         var cmd = new Command("eval", "Score a fine-tuned model on a task file with the task's metrics")
-            { model, task, data, maxLength, windows, json, split, fraction, stride, answer, text, pair, label };
+            { model, task, data, maxLength, windows, json, split, fraction, stride, answer, text, pair, label, threads };
+        var engine = new ModelOptions();
+        engine.AddEngineTo(cmd);
         cmd.SetAction(parse => Cli.Run(parse, () =>
         {
+            Runtime.SetThreads(parse.GetValue(threads));
             var options = new FineTuneTaskConfig
             {
                 Task = parse.GetValue(task)!, Model = parse.GetValue(model)!, Train = parse.GetValue(data)!, MaxLength = parse.GetValue(maxLength),
@@ -36,7 +41,7 @@ public static class EvalCommand
             };
             options.Validate();
             var scores = FineTuner.Evaluate(options.Model, options.Task, options.Train, options.MaxLength, options: options,
-                log: m => Console.Error.WriteLine("bert: note: " + m));
+                log: m => Console.Error.WriteLine("bert: note: " + m), engine: engine.ParseEngine(parse), quantize: engine.ParseQuantization(parse));
             if (parse.GetValue(json)) Console.WriteLine(JsonSerializer.Serialize(scores, Cli.Json));
             else foreach (var (k, v) in scores) Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{k}\t{v:0.0000}"));
             return 0;

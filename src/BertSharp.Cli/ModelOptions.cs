@@ -37,10 +37,13 @@ sealed class ModelOptions
     /// <summary>The parsed --engine value (a bad one is an ArgumentException: exit code 2).</summary>
     public InferenceEngine ParseEngine(ParseResult parse) => Embedder.ParseEngine(parse.GetValue(Engine));
 
+    /// <summary>The parsed --quantize value.</summary>
+    public Export.OnnxQuantization ParseQuantization(ParseResult parse) => Export.OnnxExporter.ParseQuantization(parse.GetValue(Quantize) ?? "none");
+
     /// <summary>ONNX engine settings from --quantize (null: the defaults, float32).</summary>
     public OnnxEngineOptions? ParseOnnx(ParseResult parse)
     {
-        var q = Export.OnnxExporter.ParseQuantization(parse.GetValue(Quantize) ?? "none");
+        var q = ParseQuantization(parse);
         return q == Export.OnnxQuantization.None ? null : new OnnxEngineOptions { Export = new OnnxEngineOptions().Export with { Quantize = q } };
     }
 

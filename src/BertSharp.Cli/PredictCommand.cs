@@ -24,6 +24,8 @@ public static class PredictCommand
         var threads = new Option<int?>("--threads") { Description = "Torch threads (default: all cores)" };
         var cmd = new Command("predict", "Predict with a fine-tuned model: label + scores, value, entities or answer span")
             { model, input, text, pair, question, context, output, json, maxLength, stride, threads };
+        var engine = new ModelOptions();
+        engine.AddEngineTo(cmd);
         cmd.SetAction(parse => Cli.Run(parse, () =>
         {
             Runtime.SetThreads(parse.GetValue(threads));
@@ -33,7 +35,8 @@ public static class PredictCommand
             if (given != 1) throw new ArgumentException("give exactly one of --input FILE, --text TEXT [--text-pair TEXT] or --question Q --context C");
             if ((q is null) != (c is null)) throw new ArgumentException("--question and --context go together");
             if (p is not null && t is null) throw new ArgumentException("--text-pair needs --text");
-            using var predictor = new FineTunedPredictor(parse.GetValue(model)!, parse.GetValue(maxLength), stride: parse.GetValue(stride));
+            using var predictor = new FineTunedPredictor(parse.GetValue(model)!, parse.GetValue(maxLength), stride: parse.GetValue(stride),
+                engine: engine.ParseEngine(parse), quantize: engine.ParseQuantization(parse));
             if (q is not null && predictor.Kind != TaskKind.QuestionAnswering)
                 throw new ArgumentException($"--question/--context are for a question-answering model; this one is a {predictor.Architecture} (use --text)");
             if (t is not null && predictor.Kind == TaskKind.QuestionAnswering)

@@ -107,61 +107,94 @@ public sealed class FineTuneTask : ITrainingTask<TaskBatch>
     {
         bool wasTraining = model.training;
         model.eval();
-        var rows = new List<float[][]>(features.Count);
-        var ends = kind == TaskKind.QuestionAnswering ? new List<float[]>(features.Count) : null;
         try
         {
-            for (int s = 0; s < features.Count; s += batchSize)
-            {
-                using var scope = NewDisposeScope();
-                using var _ = inference_mode();
-                var idx = Enumerable.Range(s, Math.Min(batchSize, features.Count - s)).ToArray();
-                using var b = TaskBatch.Collate(features, idx, padId, kind);
-                switch (model)
-                {
-                    case BertForSequenceClassification sc:
-                    {
-                        var l = sc.forward(b.InputIds, b.TokenTypeIds, b.AttentionMask).Logits.to(ScalarType.Float32).contiguous();
-                        int c = (int)l.shape[1];
-                        var data = l.data<float>().ToArray();
-                        for (int r = 0; r < idx.Length; r++) rows.Add([data.AsSpan(r * c, c).ToArray()]);
-                        break;
-                    }
-                    case BertForTokenClassification tc:
-                    {
-                        var l = tc.forward(b.InputIds, b.TokenTypeIds, b.AttentionMask).Logits.to(ScalarType.Float32).contiguous();
-                        int len = (int)l.shape[1], c = (int)l.shape[2];
-                        var data = l.data<float>().ToArray();
-                        for (int r = 0; r < idx.Length; r++)
-                        {
-                            int n = features[idx[r]].Length;
-                            var m = new float[n][];
-                            for (int t = 0; t < n; t++) m[t] = data.AsSpan((r * len + t) * c, c).ToArray();
-                            rows.Add(m);
-                        }
-                        break;
-                    }
-                    case BertForQuestionAnswering qa:
-                    {
-                        var o = qa.forward(b.InputIds, b.TokenTypeIds, b.AttentionMask);
-                        var st = o.StartLogits.to(ScalarType.Float32).contiguous().data<float>().ToArray();
-                        var en = o.EndLogits.to(ScalarType.Float32).contiguous().data<float>().ToArray();
-                        int len = b.SequenceLength;
-                        for (int r = 0; r < idx.Length; r++)
-                        {
-                            int n = features[idx[r]].Length;
-                            rows.Add([st.AsSpan(r * len, n).ToArray()]);
-                            ends!.Add(en.AsSpan(r * len, n).ToArray());
-                        }
-                        break;
-                    }
-                    default: throw new InvalidOperationException($"unsupported model {model.GetType().Name}");
-                }
-            }
+            return Predict(b => TorchForward(model, b), features, padId, kind, batchSize);
         }
         finally
         {
             if (wasTraining) model.train();
+        }
+    }
+
+    /// <summary>The same logits as <see cref="Predict(nn.Module, IReadOnlyList{TaskFeature}, int, TaskKind, int)"/>,
+    /// computed by ONNX Runtime on the exported task model (<see cref="OnnxEngine"/>: <c>logits</c>, or
+    /// <c>start_logits</c> + <c>end_logits</c>).</summary>
+    public static (List<float[][]> Logits, List<float[]>? End) Predict(OnnxEngine engine, IReadOnlyList<TaskFeature> features, int padId,
+        TaskKind kind, int batchSize = 32) =>
+        Predict(b => OnnxForward(engine, b, kind), features, padId, kind, batchSize);
+
+    /// <summary>One batch's raw outputs, row-major float32: [B, C] (sequence tasks), [B, L, C] (tagging), or [B, L]
+    /// start and end logits (QA, <paramref name="Second"/>).</summary>
+    readonly record struct BatchLogits(float[] First, float[]? Second);
+
+    static BatchLogits TorchForward(nn.Module model, TaskBatch b)
+    {
+        switch (model)
+        {
+            case BertForSequenceClassification sc: return new(Floats(sc.forward(b.InputIds, b.TokenTypeIds, b.AttentionMask).Logits), null);
+            case BertForTokenClassification tc: return new(Floats(tc.forward(b.InputIds, b.TokenTypeIds, b.AttentionMask).Logits), null);
+            case BertForQuestionAnswering qa:
+                var o = qa.forward(b.InputIds, b.TokenTypeIds, b.AttentionMask);
+                return new(Floats(o.StartLogits), Floats(o.EndLogits));
+            default: throw new InvalidOperationException($"unsupported model {model.GetType().Name}");
+        }
+    }
+
+    static float[] Floats(Tensor t) => t.to(ScalarType.Float32).contiguous().data<float>().ToArray();
+
+    static BatchLogits OnnxForward(OnnxEngine engine, TaskBatch b, TaskKind kind)
+    {
+        engine.Run(b.InputIds.data<long>().ToArray(), b.AttentionMask.data<long>().ToArray(), b.TokenTypeIds.data<long>().ToArray(),
+            b.BatchSize, b.SequenceLength);
+        return kind == TaskKind.QuestionAnswering
+            ? new(engine.Output("start_logits").ToArray(), engine.Output("end_logits").ToArray())
+            : new(engine.Output("logits").ToArray(), null);
+    }
+
+    static (List<float[][]> Logits, List<float[]>? End) Predict(Func<TaskBatch, BatchLogits> forward, IReadOnlyList<TaskFeature> features,
+        int padId, TaskKind kind, int batchSize)
+    {
+        var rows = new List<float[][]>(features.Count);
+        var ends = kind == TaskKind.QuestionAnswering ? new List<float[]>(features.Count) : null;
+        for (int s = 0; s < features.Count; s += batchSize)
+        {
+            using var scope = NewDisposeScope();
+            using var _ = inference_mode();
+            var idx = Enumerable.Range(s, Math.Min(batchSize, features.Count - s)).ToArray();
+            using var b = TaskBatch.Collate(features, idx, padId, kind);
+            var o = forward(b);
+            int len = b.SequenceLength;
+            switch (kind)
+            {
+                case TaskKind.SequenceClassification or TaskKind.Regression:
+                {
+                    int c = o.First.Length / idx.Length;
+                    for (int r = 0; r < idx.Length; r++) rows.Add([o.First.AsSpan(r * c, c).ToArray()]);
+                    break;
+                }
+                case TaskKind.TokenClassification:
+                {
+                    int c = o.First.Length / (idx.Length * len);
+                    for (int r = 0; r < idx.Length; r++)
+                    {
+                        int n = features[idx[r]].Length;
+                        var m = new float[n][];
+                        for (int t = 0; t < n; t++) m[t] = o.First.AsSpan((r * len + t) * c, c).ToArray();
+                        rows.Add(m);
+                    }
+                    break;
+                }
+                case TaskKind.QuestionAnswering:
+                    for (int r = 0; r < idx.Length; r++)
+                    {
+                        int n = features[idx[r]].Length;
+                        rows.Add([o.First.AsSpan(r * len, n).ToArray()]);
+                        ends!.Add(o.Second!.AsSpan(r * len, n).ToArray());
+                    }
+                    break;
+                default: throw new InvalidOperationException($"no prediction for task kind {kind}");
+            }
         }
         return (rows, ends);
     }

@@ -23,14 +23,17 @@ public sealed record PredictInput(string Text, string? TextPair = null, int Line
 /// </summary>
 public sealed class FineTunedPredictor : IDisposable
 {
-    readonly nn.Module _model;
+    readonly TaskModelRunner _model;
     readonly BertTokenizer _tokenizer;
     readonly int _maxLength, _batchSize;
     readonly int? _stride;
 
     /// <param name="stride">text classification/regression: split inputs longer than <paramref name="maxLength"/> into
     /// windows overlapping by this many tokens and average their logits (null: truncate)</param>
-    public FineTunedPredictor(string modelDir, int maxLength = 128, int batchSize = 32, int? stride = null)
+    /// <param name="engine">TorchSharp, or ONNX Runtime on the cached task export (<see cref="TaskModelRunner.Open"/>)</param>
+    /// <param name="quantize">int8: the dynamically quantized export (ONNX engine)</param>
+    public FineTunedPredictor(string modelDir, int maxLength = 128, int batchSize = 32, int? stride = null,
+        InferenceEngine engine = InferenceEngine.Torch, Export.OnnxQuantization quantize = Export.OnnxQuantization.None)
     {
         var dir = ModelDirectory.Open(modelDir);
         Architecture = dir.Config.Architectures is [var a, ..] ? a
@@ -42,10 +45,6 @@ public sealed class FineTunedPredictor : IDisposable
             nameof(BertForQuestionAnswering) => TaskKind.QuestionAnswering,
             _ => throw new ArgumentException($"{dir.ConfigPath}: '{Architecture}' is not a fine-tuned task model (expected BertForSequenceClassification, BertForTokenClassification or BertForQuestionAnswering)"),
         };
-        _tokenizer = dir.LoadTokenizer();
-        var (model, _) = dir.LoadModel(c => BertTaskModels.Create(Architecture, c));
-        _model = model;
-        Labels = dir.Config.Labels;
         if (stride is { } s)
         {
             if (Kind is not (TaskKind.SequenceClassification or TaskKind.Regression))
@@ -55,7 +54,13 @@ public sealed class FineTunedPredictor : IDisposable
         _stride = stride;
         _maxLength = maxLength;
         _batchSize = batchSize;
+        _tokenizer = dir.LoadTokenizer();
+        Labels = dir.Config.Labels;
+        _model = TaskModelRunner.Open(dir, Architecture, engine, quantize);
     }
+
+    /// <summary>The engine the forward passes run on.</summary>
+    public InferenceEngine Engine => _model.Engine;
 
     public string Architecture { get; }
     public TaskKind Kind { get; }
@@ -81,7 +86,7 @@ public sealed class FineTunedPredictor : IDisposable
         var feats = TextFeaturizer.Featurize(_tokenizer, examples,
             new TextFeatureOptions { MaxLength = _maxLength, Windows = _stride is not null, Stride = _stride ?? 0 }, out var report);
         LastReport = report;
-        var (logits, _) = FineTuneTask.Predict(_model, feats, _tokenizer.PadId, Kind, _batchSize);
+        var (logits, _) = _model.Predict(feats, _tokenizer.PadId, Kind, _batchSize);
         var byExample = WindowAggregation.MeanByExample(feats, logits.Select(l => l[0]).ToArray(), examples.Length);
         var result = new List<JsonObject>(inputs.Count);
         foreach (var l in byExample)
@@ -101,7 +106,7 @@ public sealed class FineTunedPredictor : IDisposable
         var spans = inputs.Select(x => Words(x.Text)).ToArray();
         var examples = inputs.Select((x, i) => new TokenExample(i.ToString(CultureInfo.InvariantCulture), spans[i].Select(s => x.Text[s.Start..s.End]).ToArray(), null, x.Line)).ToArray();
         var feats = TokenFeaturizer.Featurize(_tokenizer, examples, null, new TokenFeatureOptions { MaxLength = _maxLength });
-        var (logits, _) = FineTuneTask.Predict(_model, feats, _tokenizer.PadId, Kind, _batchSize);
+        var (logits, _) = _model.Predict(feats, _tokenizer.PadId, Kind, _batchSize);
         var words = TokenFeaturizer.WordLogits(feats, logits, examples.Select(e => e.Words.Length).ToArray());
         bool iob = Labels.Any(l => l.StartsWith("B-", StringComparison.Ordinal) || l.StartsWith("I-", StringComparison.Ordinal));
         var result = new List<JsonObject>(inputs.Count);
@@ -159,7 +164,7 @@ public sealed class FineTunedPredictor : IDisposable
         }
         var opt = new SquadFeatureOptions { MaxLength = _maxLength, DocStride = _maxLength / 3 };
         var feats = SquadFeaturizer.Featurize(_tokenizer, examples, opt);
-        var (starts, ends) = FineTuneTask.Predict(_model, feats, _tokenizer.PadId, TaskKind.QuestionAnswering, _batchSize);
+        var (starts, ends) = _model.Predict(feats, _tokenizer.PadId, TaskKind.QuestionAnswering, _batchSize);
         var preds = SquadPostProcessor.Predict(examples, feats, starts.Select(s => s[0]).ToList(), ends!, new SquadPostProcessOptions());
         return preds.Select(p => new JsonObject { ["answer"] = p.Text, ["start"] = p.Start, ["end"] = p.End, ["score"] = p.Probability }).ToList();
     }

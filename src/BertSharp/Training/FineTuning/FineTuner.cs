@@ -5,6 +5,7 @@ using System.Text.Json.Serialization;
 using BertSharp.Checkpoints;
 using BertSharp.Data.Tasks;
 using BertSharp.Evaluation;
+using BertSharp.Export;
 using BertSharp.Inference;
 using BertSharp.Modeling;
 using BertSharp.Tokenization;
@@ -244,7 +245,7 @@ public static class FineTuner
     public const string SplitFile = "split.json";
 
     /// <summary>Training features and the dev scorer of one task.</summary>
-    sealed record Prepared(List<TaskFeature> Train, IReadOnlyList<string>? Labels, Func<nn.Module, Dictionary<string, double>>? Score);
+    sealed record Prepared(List<TaskFeature> Train, IReadOnlyList<string>? Labels, Func<TaskModelRunner, Dictionary<string, double>>? Score);
 
     public static Result Run(FineTuneTaskConfig cfg, TrainConfig train, string outputDir, IReadOnlyList<ITrainingObserver>? observers = null,
         Action<string>? log = null, CancellationToken cancel = default, bool resume = false)
@@ -305,10 +306,11 @@ public static class FineTuner
             File.Move(tmp, Path.Combine(outputDir, DevMetricsFile), overwrite: true);
         }
 
+        using var devRunner = TaskModelRunner.Wrap(model);
         var trainer = new Trainer<TaskBatch>(task, trainSource, null, new TrainerOptions
         {
             Config = train, OutputDir = outputDir, Observers = observers ?? [], EffectiveConfig = effective,
-            Evaluator = data.Score is null ? null : _ => data.Score(model),
+            Evaluator = data.Score is null ? null : _ => data.Score(devRunner),
             AfterEval = data.Score is null ? null : (step, scores) =>
             {
                 var (improved, stop) = tracker.Observe(step, scores);
@@ -355,7 +357,7 @@ public static class FineTuner
                 var counts = devSet.Examples.Select(e => e.Words.Length).ToArray();
                 return new Prepared(trainFeatures, labels, m =>
                 {
-                    var (logits, _) = FineTuneTask.Predict(m, feats, tokenizer.PadId, spec.Kind, batchSize);
+                    var (logits, _) = m.Predict(feats, tokenizer.PadId, spec.Kind, batchSize);
                     var words = TokenFeaturizer.WordLogits(feats, logits, counts);
                     return TaskScores.Tokens(spec, TokenFeaturizer.WordPredictions(words), refs, labels);
                 });
@@ -405,22 +407,22 @@ public static class FineTuner
         }
     }
 
-    static Dictionary<string, double> ScoreText(TaskSpec spec, nn.Module model, List<TaskFeature> feats, TextDataset set, int padId, int batchSize)
+    static Dictionary<string, double> ScoreText(TaskSpec spec, TaskModelRunner model, List<TaskFeature> feats, TextDataset set, int padId, int batchSize)
     {
-        var (logits, _) = FineTuneTask.Predict(model, feats, padId, spec.Kind, batchSize);
+        var (logits, _) = model.Predict(feats, padId, spec.Kind, batchSize);
         var byExample = WindowAggregation.MeanByExample(feats, logits.Select(l => l[0]).ToArray(), set.Count);
         if (spec.Kind == TaskKind.Regression)
             return TaskScores.Regression(byExample.Select(l => (double)l[0]).ToArray(), set.Examples.Select(e => (double)e.Score!.Value).ToArray());
         return TaskScores.Classification(spec, byExample.Select(l => WindowAggregation.ArgMax(l)).ToArray(), set.Examples.Select(e => e.Label!.Value).ToArray());
     }
 
-    static Func<nn.Module, Dictionary<string, double>> SquadScorer(SquadDataset set, BertTokenizer tokenizer, SquadFeatureOptions opt, int maxAnswerLength, int batchSize)
+    static Func<TaskModelRunner, Dictionary<string, double>> SquadScorer(SquadDataset set, BertTokenizer tokenizer, SquadFeatureOptions opt, int maxAnswerLength, int batchSize)
     {
         var feats = SquadFeaturizer.Featurize(tokenizer, set.Examples, opt);
         var post = new SquadPostProcessOptions { MaxAnswerLength = maxAnswerLength, VersionTwoWithNegative = set.HasImpossible };
         return m =>
         {
-            var (starts, ends) = FineTuneTask.Predict(m, feats, tokenizer.PadId, TaskKind.QuestionAnswering, batchSize);
+            var (starts, ends) = m.Predict(feats, tokenizer.PadId, TaskKind.QuestionAnswering, batchSize);
             var preds = SquadPostProcessor.Predict(set.Examples, feats, starts.Select(s => s[0]).ToList(), ends!, post);
             return TaskScores.Squad(preds, set.Examples);
         };
@@ -528,10 +530,13 @@ public static class FineTuner
     /// file of <paramref name="taskName"/> with the task's metrics (the same computation as the dev scores of a run).
     /// <paramref name="options"/>: csv columns, SQuAD window/answer options and, with <c>SplitByArticle</c>, the eval side of
     /// the same article split a run made; <c>Stride</c>: windows for long text inputs (their logits averaged), else they
-    /// are truncated. <paramref name="log"/> hears how many inputs were cut or windowed.
+    /// are truncated. <paramref name="log"/> hears how many inputs were cut or windowed, and the engine.
+    /// <paramref name="engine"/>/<paramref name="quantize"/>: TorchSharp, or ONNX Runtime on the cached task export
+    /// (float32 or dynamic int8; <see cref="TaskModelRunner.Open"/>).
     /// </summary>
     public static Dictionary<string, double> Evaluate(string modelDir, string taskName, string dataFile, int maxLength = 128, int batchSize = 32,
-        FineTuneTaskConfig? options = null, Action<string>? log = null)
+        FineTuneTaskConfig? options = null, Action<string>? log = null, InferenceEngine engine = InferenceEngine.Torch,
+        OnnxQuantization quantize = OnnxQuantization.None)
     {
         var spec = FineTuneTasks.Get(taskName);
         options ??= new FineTuneTaskConfig();
@@ -542,8 +547,9 @@ public static class FineTuner
         if (architecture != FineTuneTask.ArchitectureFor(spec.Kind))
             throw new ArgumentException($"{dir.ConfigPath}: the model is a {architecture}, task '{spec.Name}' needs a {FineTuneTask.ArchitectureFor(spec.Kind)}");
         var tokenizer = dir.LoadTokenizer();
-        var (model, _) = dir.LoadModel(c => BertTaskModels.Create(architecture, c));
-        using var _m = model;
+        using var model = TaskModelRunner.Open(dir, architecture, engine, quantize);
+        log?.Invoke(model.Engine == InferenceEngine.Onnx ? $"engine onnx ({model.OnnxPath})"
+            : model.FallbackReason is { } why ? $"engine torch (the ONNX export is not possible: {why})" : "engine torch");
         var labels = dir.Config.Labels;
         if (spec.Kind == TaskKind.QuestionAnswering)
         {
@@ -556,7 +562,7 @@ public static class FineTuner
             var set = TaskData.ReadTokens(spec, dataFile);
             var refs = set.TagIds(labels);
             var feats = TokenFeaturizer.Featurize(tokenizer, set.Examples, refs, new TokenFeatureOptions { MaxLength = maxLength });
-            var (logits, _) = FineTuneTask.Predict(model, feats, tokenizer.PadId, spec.Kind, batchSize);
+            var (logits, _) = model.Predict(feats, tokenizer.PadId, spec.Kind, batchSize);
             var words = TokenFeaturizer.WordLogits(feats, logits, set.Examples.Select(e => e.Words.Length).ToArray());
             return TaskScores.Tokens(spec, TokenFeaturizer.WordPredictions(words), refs, labels);
         }

@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using BertSharp.Data.Tasks;
+using BertSharp.Export;
 using BertSharp.Inference;
 using BertSharp.Modeling;
 using BertSharp.Tokenization;
@@ -127,6 +128,69 @@ public class PredictTests
                 if (enc.SequenceIds[i] == 1 && enc.SequenceIds[j] == 1 && s[i] + e[j] > best) { best = s[i] + e[j]; span = (enc.Offsets[i].Start, enc.Offsets[j].End); }
         Assert.Equal(ctx[span.Item1..span.Item2], (string)pred["answer"]!);
         Assert.Equal(span.Item1, (int)pred["start"]!);
+    }
+
+    static void AssertSameJson(JsonNode? a, JsonNode? b, double tol, string path = "$")
+    {
+        switch (a)
+        {
+            case JsonObject o:
+                var ob = Assert.IsType<JsonObject>(b);
+                Assert.Equal(o.Select(kv => kv.Key).Order(), ob.Select(kv => kv.Key).Order());
+                foreach (var (k, v) in o) AssertSameJson(v, ob[k], tol, path + "." + k);
+                break;
+            case JsonArray arr:
+                var ab = Assert.IsType<JsonArray>(b);
+                Assert.Equal(arr.Count, ab.Count);
+                for (int i = 0; i < arr.Count; i++) AssertSameJson(arr[i], ab[i], tol, $"{path}[{i}]");
+                break;
+            case JsonValue v when v.GetValueKind() == System.Text.Json.JsonValueKind.Number:
+                double x = double.Parse(v.ToJsonString(), System.Globalization.CultureInfo.InvariantCulture);
+                double y = double.Parse(b!.ToJsonString(), System.Globalization.CultureInfo.InvariantCulture);
+                Assert.True(Math.Abs(x - y) <= tol, $"{path}: torch {x}, onnx {y}");
+                break;
+            default:
+                Assert.Equal(a?.ToJsonString(), b?.ToJsonString());
+                break;
+        }
+    }
+
+    /// <summary>The ONNX engine (the task graph exported into a temporary cache) gives the torch engine's predictions:
+    /// same labels, tags, entities and answers, scores within 1e-5; auto picks onnx; int8 runs the quantized export.</summary>
+    [AssetTheory(TestAssets.TinyRandom)]
+    [InlineData(nameof(BertForSequenceClassification))]
+    [InlineData("regression")]
+    [InlineData(nameof(BertForTokenClassification))]
+    [InlineData(nameof(BertForQuestionAnswering))]
+    public void Onnx_engine_predicts_what_the_torch_engine_predicts(string kind)
+    {
+        using var files = new TinyTaskFiles();
+        var arch = kind == "regression" ? nameof(BertForSequenceClassification) : kind;
+        var (dir, _, _) = Make(files, arch, c => kind switch
+        {
+            "regression" => c.WithLabels(["score"]) with { ProblemType = "regression" },
+            nameof(BertForSequenceClassification) => c.WithLabels(["no", "maybe", "yes"]),
+            nameof(BertForTokenClassification) => c.WithLabels(FineTuneTasks.ConllNerLabels),
+            _ => c,
+        });
+        PredictInput[] inputs = arch == nameof(BertForQuestionAnswering)
+            ? [new("who wrote the book ?", "the book was written by alice in the spring of that year ."), new("when ?", "in the spring of 1999 , long ago")]
+            : [new("John Smithfield visited Montreal yesterday", kind == nameof(BertForTokenClassification) ? null : "with friends"),
+               new("stocks fell sharply in unbelievably nervous trading"), new("a")];
+        using var torchPredictor = new FineTunedPredictor(dir);
+        using var onnxPredictor = new FineTunedPredictor(dir, engine: InferenceEngine.Onnx);
+        using var autoPredictor = new FineTunedPredictor(dir, engine: InferenceEngine.Auto);
+        Assert.Equal(InferenceEngine.Torch, torchPredictor.Engine);
+        Assert.Equal(InferenceEngine.Onnx, onnxPredictor.Engine);
+        Assert.Equal(InferenceEngine.Onnx, autoPredictor.Engine);
+        var expected = torchPredictor.Predict(inputs);
+        var actual = onnxPredictor.Predict(inputs);
+        for (int i = 0; i < inputs.Length; i++) AssertSameJson(expected[i], actual[i], 1e-5);
+
+        using var int8 = new FineTunedPredictor(dir, engine: InferenceEngine.Auto, quantize: OnnxQuantization.Int8Dynamic);
+        Assert.Equal(InferenceEngine.Onnx, int8.Engine);
+        Assert.Equal(inputs.Length, int8.Predict(inputs).Count);
+        Assert.Throws<ArgumentException>(() => new FineTunedPredictor(dir, engine: InferenceEngine.Torch, quantize: OnnxQuantization.Int8Dynamic));
     }
 
     [AssetFact(TestAssets.TinyRandom)]

@@ -221,6 +221,18 @@ public class TextWindowTests(Xunit.Abstractions.ITestOutputHelper log)
         Assert.True(exit == 0, stderr);
         Assert.Contains("bert: note: 2 of 3 inputs were longer than 16 tokens and were split into windows overlapping by 4 tokens", stderr);
         Assert.Contains("accuracy", stdout);
+        Assert.Contains("bert: note: engine onnx", stderr); // the default, auto, is ONNX Runtime for a float32 model
+        var (torchExit, torchOut, torchErr) = CliHarness.Run("eval", "--model", dir, "--task", "sst2", "--data", tsv, "--max-length", "16", "--stride", "4", "--json", "--engine", "torch");
+        Assert.True(torchExit == 0, torchErr);
+        Assert.Contains("bert: note: engine torch", torchErr);
+        Assert.Equal(stdout, torchOut);
+        foreach (var verb in new[] { "eval", "predict" })
+        {
+            string[] args = verb == "eval" ? ["eval", "--model", dir, "--task", "sst2", "--data", tsv] : ["predict", "--model", dir, "--text", "x"];
+            var (code, _, err) = CliHarness.Run([.. args, "--engine", "torch", "--quantize", "int8"]);
+            Assert.Equal(2, code);
+            Assert.Contains("--quantize int8 runs on the ONNX engine", err);
+        }
         (exit, _, stderr) = CliHarness.Run("eval", "--model", dir, "--task", "sst2", "--data", tsv, "--max-length", "16");
         Assert.True(exit == 0, stderr);
         Assert.Contains("bert: note: 2 of 3 inputs were longer than 16 tokens and were cut", stderr);
