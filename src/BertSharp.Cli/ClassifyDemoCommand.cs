@@ -24,10 +24,12 @@ static class ClassifyDemoCommand
         var baselineOnly = new Option<bool>("--baseline-only") { Description = "Train only the --baseline (no model is loaded)" };
         var pooling = new Option<string?>("--pooling") { Description = "mean | cls | max | pooler (default: the model's sentence-transformers pooling, else mean)" };
         var batch = new Option<int>("--batch-size") { Description = "Texts per forward pass", DefaultValueFactory = _ => 32 };
-        var maxLength = new Option<int?>("--max-length") { Description = "Tokens per text incl. [CLS]/[SEP] (default: the model's)" };
+        var maxLength = new Option<int?>("--max-length") { Description = "Tokens per text incl. [CLS]/[SEP]; longer texts are cut, or windowed with --stride (default: the model's)" };
+        var stride = new Option<int?>("--stride") { Description = "Split long texts into --max-length windows overlapping by this many tokens and average them (token-weighted) instead of cutting" };
         var cmd = new Command("classify-demo", "BERT sentence embeddings as features for a classic ML.NET classifier: scikit-learn's classification report and a confusion matrix");
-        foreach (var o in new Option[] { data, trainFile, testFile, textField, labelField, n, testRatio, seed, classifier, baseline, baselineOnly, pooling, batch, maxLength }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { data, trainFile, testFile, textField, labelField, n, testRatio, seed, classifier, baseline, baselineOnly, pooling, batch, maxLength, stride }) cmd.Options.Add(o);
         m.AddTo(cmd);
+        m.AddEngineTo(cmd);
         cmd.SetAction(parse => Cli.Run(parse, () =>
         {
             var total = Stopwatch.StartNew();
@@ -56,12 +58,16 @@ static class ClassifyDemoCommand
                 return 0;
             }
 
+            if (parse.GetValue(stride) is not null && parse.GetValue(maxLength) is null) throw new ArgumentException("--stride needs --max-length (the window size)");
             Runtime.SetThreads(parse.GetValue(m.Threads));
             using var embedder = Embedder.Load(parse.GetValue(m.Model) ?? "", new EmbedderOptions
             {
                 Pooling = parse.GetValue(pooling) is { } p ? SentenceTransformersConfig.ParsePooling(p) : null,
                 BatchSize = parse.GetValue(batch) >= 1 ? parse.GetValue(batch) : throw new ArgumentException($"--batch-size must be at least 1 (got {parse.GetValue(batch)})"),
                 MaxLength = parse.GetValue(maxLength),
+                Stride = parse.GetValue(stride),
+                Engine = m.ParseEngine(parse),
+                Onnx = m.ParseOnnx(parse),
                 DType = Runtime.ParseDType(parse.GetValue(m.DType)),
                 Device = Runtime.ParseDevice(parse.GetValue(m.Device)),
             });
@@ -147,16 +153,22 @@ static class ClassifyDemoCommand
 
     static float[][] EmbedWithProgress(Embedder embedder, List<string> texts)
     {
-        if (Console.IsErrorRedirected) return embedder.Embed(texts);
-        var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
-        float[][]? result = null;
-        console.Progress().AutoClear(true)
-            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
-            .Start(ctx =>
-            {
-                var task = ctx.AddTask("embedding", maxValue: Math.Max(texts.Count, 1));
-                result = embedder.EmbedWithReport(texts, k => task.Increment(k)).Vectors;
-            });
-        return result!;
+        EmbeddingResult? result = null;
+        if (Console.IsErrorRedirected) result = embedder.EmbedWithReport(texts);
+        else
+        {
+            var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
+            console.Progress().AutoClear(true)
+                .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
+                .Start(ctx =>
+                {
+                    var task = ctx.AddTask("embedding", maxValue: Math.Max(texts.Count, 1));
+                    result = embedder.EmbedWithReport(texts, k => task.Increment(k));
+                });
+        }
+        Console.Error.WriteLine($"bert: note: engine {embedder.Engine.ToString().ToLowerInvariant()}; " + (result!.Windowed.Count > 0
+            ? $"{result.Windowed.Count} of {texts.Count} texts were longer than {embedder.MaxLength} tokens and were split into {result.Windows} windows (overlap {embedder.Stride}), averaged token-weighted"
+            : $"{result.Truncated.Count} of {texts.Count} texts were longer than {embedder.MaxLength} tokens and were cut" + (result.Truncated.Count > 0 ? " (--stride windows them instead)" : "")));
+        return result.Vectors;
     }
 }

@@ -153,6 +153,18 @@ public class ClassifyDemoTests : IDisposable
         Assert.Contains("precision    recall  f1-score   support", stdout);
         Assert.Contains("weighted avg", stdout);
         Assert.Contains("confusion matrix", stdout);
+        Assert.Contains("0 of 40 texts were longer than", stderr);
+
+        // Long texts: cut and counted, or windowed with --stride.
+        (exit, _, stderr) = CliHarness.Run("classify-demo", "--model", model, "--train", data, "--test", data, "--n", "10", "--max-length", "5");
+        Assert.True(exit == 0, stderr);
+        Assert.Contains("40 of 40 texts were longer than 5 tokens and were cut (--stride windows them instead)", stderr);
+        (exit, _, stderr) = CliHarness.Run("classify-demo", "--model", model, "--train", data, "--test", data, "--n", "10", "--max-length", "5", "--stride", "1", "--engine", "torch");
+        Assert.True(exit == 0, stderr);
+        Assert.Contains("engine torch; 40 of 40 texts were longer than 5 tokens and were split into", stderr);
+        (exit, _, stderr) = CliHarness.Run("classify-demo", "--model", model, "--train", data, "--test", data, "--stride", "1");
+        Assert.Equal(2, exit);
+        Assert.Contains("--stride needs --max-length", stderr);
     }
 
     [AssetTheory(TestAssets.TinyRandom)]
