@@ -322,7 +322,7 @@ public static class InferenceBench
         yield return $"OS: {RuntimeInformation.OSDescription}; {RuntimeInformation.FrameworkDescription}";
         var ts = typeof(torch).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion
                  ?? typeof(torch).Assembly.GetName().Version?.ToString() ?? "?";
-        yield return $"TorchSharp {ts.Split('+')[0]}; libtorch {LibTorchVersion()}; malloc tuning: {Runtime.MallocTuning}";
+        yield return $"TorchSharp {ts.Split('+')[0]}; libtorch {LibTorchVersion()}; malloc tuning: {Runtime.MallocTuning}; MKL: {Runtime.MklDispatchState}";
         yield return $"Sequence length {o.SeqLen}; random weights (HF init), random token ids; `torch.inference_mode()`";
     }
 

@@ -63,7 +63,7 @@ static class MiniLmBench
         var tok = new MiniLMTokenizer();
 
         Console.WriteLine($"bench minilm {rounds} {batch} {imdbCount} {Runtime.Threads} — {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC; {Machine.Cpu()} ({string.Join(", ", Machine.CpuExtensions())}), " +
-                          $"{Environment.ProcessorCount} cores, torch threads {Runtime.Threads}, ORT threads {onnx.OnnxEngine!.Threads}; load average at start {Machine.LoadAverage()}");
+                          $"{Environment.ProcessorCount} cores, torch threads {Runtime.Threads}, ORT threads {onnx.OnnxEngine!.Threads}; MKL: {Runtime.MklDispatchState}; load average at start {Machine.LoadAverage()}");
         Console.WriteLine($"ONNX engine: {(onnx.OnnxEngine.FromCache ? "cached export reused" : $"exported in {onnx.OnnxEngine.ExportSeconds:F1} s")}, " +
                           $"Embedder.Load {onnxLoad:F2} s (session {onnx.OnnxEngine.SessionSeconds:F2} s); {onnx.OnnxEngine.ModelPath}");
         foreach (var (name, texts) in new[] { ("SST-2 dev", sst2), ($"IMDB small_test (first {imdb.Length} reviews, cut to {onnx.MaxLength} tokens)", imdb) })
@@ -138,7 +138,7 @@ static class MiniLmBench
         int[] batches = [32, 1];
         var rng = new Random(1234);
         Console.WriteLine($"bench minilm-fixed {rounds} {minSeconds} — {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC; {Machine.Cpu()} ({string.Join(", ", Machine.CpuExtensions())}), " +
-                          $"{Environment.ProcessorCount} cores; all-MiniLM-L6-v2 shape, random token ids, no padding; load average at start {Machine.LoadAverage()}");
+                          $"{Environment.ProcessorCount} cores; all-MiniLM-L6-v2 shape, random token ids, no padding; MKL: {Runtime.MklDispatchState}; load average at start {Machine.LoadAverage()}");
         Console.WriteLine("| threads | batch × seq | torch fp32 | torch bf16 | BertSharp ONNX engine | ORT on the shipped file | engine / ORT | torch fp32 / ORT | torch bf16 / ORT |");
         Console.WriteLine("|---:|---|---:|---:|---:|---:|---:|---:|---:|");
         foreach (var threads in threadCounts)

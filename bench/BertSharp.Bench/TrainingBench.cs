@@ -32,7 +32,7 @@ public static class TrainingBench
         Console.WriteLine();
         Console.WriteLine($"- machine: {Machine.Cpu()}, {Environment.ProcessorCount} logical cores, {threads} torch threads, .NET {Environment.Version}, TorchSharp-cpu 0.107 (libtorch 2.10)");
         Console.WriteLine($"- load average before the run: {Machine.LoadAverage()} (shared machine)");
-        Console.WriteLine($"- malloc: {BertSharp.Inference.Runtime.MallocTuning}; GLIBC_TUNABLES {Environment.GetEnvironmentVariable("GLIBC_TUNABLES") ?? "unset"}");
+        Console.WriteLine($"- malloc: {BertSharp.Inference.Runtime.MallocTuning}; MKL: {BertSharp.Inference.Runtime.MklDispatchState}; GLIBC_TUNABLES {Environment.GetEnvironmentVariable("GLIBC_TUNABLES") ?? "unset"}");
         Console.WriteLine("- tokens/s = 1,024 tokens per update / median seconds per update after warm-up; 15% masked (≤ 20 per sequence)");
         Console.WriteLine();
         Console.WriteLine("| preset | dtype | MLM scored at | tokens/s | s/update | optimizer share | HF reference (all positions) |");

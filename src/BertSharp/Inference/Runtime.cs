@@ -89,12 +89,17 @@ public static partial class Runtime
         }
     }
 
+    /// <summary>What <see cref="Initialize"/> did about MKL's CPU dispatch (see <see cref="MklDispatch"/>), for reports.</summary>
+    public static string MklDispatchState { get; private set; } = "not applied";
+
     /// <summary>Thread count libtorch uses for intra-op parallelism after <see cref="Initialize"/>.</summary>
     public static int Threads => get_num_threads();
 
     /// <summary>
-    /// Applies <see cref="TuneMalloc"/> and sets libtorch's intra-op threads to <paramref name="threads"/>
-    /// (default: the number of logical cores). Call once at start, before the first tensor operation.
+    /// Applies <see cref="TuneMalloc"/>, lets MKL use its AVX-512 kernels on AVX-512 CPUs of other vendors than
+    /// Intel (<see cref="MklDispatch"/>; <c>BERTSHARP_MKL=off</c> keeps the default) and sets libtorch's intra-op
+    /// threads to <paramref name="threads"/> (default: the number of logical cores). Call once at start, before the
+    /// first tensor operation.
     /// </summary>
     public static void Initialize(int? threads = null)
     {
@@ -102,6 +107,11 @@ public static partial class Runtime
         lock (Gate)
         {
             if (_initDone && threads is null) return;
+            if (!_initDone)
+            {
+                InitializeDeviceType(TorchSharp.DeviceType.CPU); // loads libtorch; MKL is not called yet
+                MklDispatchState = MklDispatch.Apply();
+            }
             _initDone = true;
             set_num_threads(threads ?? Environment.ProcessorCount);
         }
