@@ -11,6 +11,7 @@ var suites = new Dictionary<string, Func<string[], int>>(StringComparer.OrdinalI
     ["minilm"] = MiniLmBench.Run,
     ["onnx"] = OnnxBench.Run,
     ["minilm-fixed"] = MiniLmBench.RunFixed,
+    ["attention"] = BertSharp.Bench.AttentionBench.Run,
 };
 if (args.Length == 0 || !suites.TryGetValue(args[0], out var run))
 {
