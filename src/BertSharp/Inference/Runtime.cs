@@ -92,6 +92,24 @@ public static partial class Runtime
     /// <summary>What <see cref="Initialize"/> did about MKL's CPU dispatch (see <see cref="MklDispatch"/>), for reports.</summary>
     public static string MklDispatchState { get; private set; } = "not applied";
 
+    static bool _mklDone;
+
+    /// <summary>
+    /// Applies <see cref="MklDispatch"/> once (loading libtorch first). <see cref="Initialize"/> calls it, and so does
+    /// <see cref="ModelDirectory.LoadModel{T}"/>, so library users who never call Initialize get it before their
+    /// first model runs; applied after MKL has already run, it changes nothing.
+    /// </summary>
+    public static void EnsureMklDispatch()
+    {
+        lock (Gate)
+        {
+            if (_mklDone) return;
+            _mklDone = true;
+            InitializeDeviceType(TorchSharp.DeviceType.CPU); // loads libtorch; MKL is not called yet
+            MklDispatchState = MklDispatch.Apply();
+        }
+    }
+
     /// <summary>Thread count libtorch uses for intra-op parallelism after <see cref="Initialize"/>.</summary>
     public static int Threads => get_num_threads();
 
@@ -107,11 +125,7 @@ public static partial class Runtime
         lock (Gate)
         {
             if (_initDone && threads is null) return;
-            if (!_initDone)
-            {
-                InitializeDeviceType(TorchSharp.DeviceType.CPU); // loads libtorch; MKL is not called yet
-                MklDispatchState = MklDispatch.Apply();
-            }
+            EnsureMklDispatch();
             _initDone = true;
             set_num_threads(threads ?? Environment.ProcessorCount);
         }
