@@ -97,7 +97,7 @@ public static partial class Runtime
     /// <summary>
     /// Applies <see cref="MklDispatch"/> once (loading libtorch first). <see cref="Initialize"/> calls it, and so does
     /// <see cref="ModelDirectory.LoadModel{T}"/>, so library users who never call Initialize get it before their
-    /// first model runs; applied after MKL has already run, it changes nothing.
+    /// first model runs; applied after MKL has already run, it may have no effect (MKL may have cached its CPU check).
     /// </summary>
     public static void EnsureMklDispatch()
     {
