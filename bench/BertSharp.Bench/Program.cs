@@ -12,6 +12,8 @@ var suites = new Dictionary<string, Func<string[], int>>(StringComparer.OrdinalI
     ["onnx"] = OnnxBench.Run,
     ["minilm-fixed"] = MiniLmBench.RunFixed,
     ["attention"] = BertSharp.Bench.AttentionBench.Run,
+    ["mkl-late"] = BertSharp.Bench.MklLateBench.Run,
+    ["gemm"] = BertSharp.Bench.GemmBench.Run,
 };
 if (args.Length == 0 || !suites.TryGetValue(args[0], out var run))
 {

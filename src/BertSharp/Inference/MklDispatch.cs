@@ -12,7 +12,7 @@ namespace BertSharp.Inference;
 /// half of ONNX Runtime's speed). libtorch_cpu.so calls that function through its GOT, so the slot can be pointed at
 /// a six-byte stub that returns 1: the in-process equivalent of the well-known <c>LD_PRELOAD</c> workaround.
 /// The kernels MKL then selects are chosen by CPUID feature bits as on Intel, so they only use instructions the CPU
-/// has. Linux x64 only; <c>BERTSHARP_MKL=off</c> disables it; run it before MKL's first call (MKL may cache its CPU check; not verified either way). Costs ~20 ms (the ELF scan).
+/// has. Linux x64 only; <c>BERTSHARP_MKL=off</c> disables it; run it before MKL's first call: MKL caches its CPU check at its first GEMM, and a later patch has no effect (measured: `bench mkl-late`). Costs ~20 ms (the ELF scan).
 /// docs/performance.md has the measurements.
 /// </summary>
 internal static unsafe partial class MklDispatch

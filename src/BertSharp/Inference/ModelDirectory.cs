@@ -98,7 +98,6 @@ public sealed class ModelDirectory
     public (T Model, LoadReport Report) LoadModel<T>(Func<BertConfig, T> create, ScalarType dtype = ScalarType.Float32, Device? device = null, long seed = 42, LoadPolicy? policy = null)
         where T : nn.Module
     {
-        Runtime.EnsureMklDispatch();
         var model = create(Config);
         ModelUtils.InitWeights(model, Config, seed);
         var report = LoadWeightsInto(model);

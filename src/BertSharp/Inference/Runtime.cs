@@ -12,8 +12,8 @@ namespace BertSharp.Inference;
 public static partial class Runtime
 {
     /// <summary>
-    /// <c>off</c> leaves glibc's allocator at its defaults; <c>nommap</c> never mmaps (all blocks from the heap);
-    /// anything else (default): mmap threshold 32 MiB and no trimming.
+    /// <c>off</c> leaves glibc's allocator at its defaults; <c>threshold</c>: mmap threshold 32 MiB (glibc's maximum) and
+    /// no trimming; anything else (default): never mmap (every block from the heap), no trimming, 64 MiB top pad.
     /// </summary>
     public const string MallocEnvVar = "BERTSHARP_MALLOC";
 
@@ -31,9 +31,11 @@ public static partial class Runtime
 
     /// <summary>
     /// Keeps glibc from handing freed memory back to the OS. libtorch allocates every intermediate tensor with
-    /// <c>posix_memalign</c>; by default blocks ≥ 128 KiB–32 MiB are mmapped and unmapped on free, and the heap top is
+    /// <c>posix_memalign</c>; by default blocks ≥ 128 KiB are mmapped and unmapped on free, and the heap top is
     /// trimmed, so each forward pass touches fresh pages again (~6 µs per 4 KiB page on the reference VM). Serving
-    /// large blocks from the heap and never trimming it keeps the pages resident and reusable. Linux/glibc only.
+    /// every block from the heap and never trimming it keeps the pages resident and reusable. Raising the mmap
+    /// threshold is not enough: glibc caps it at 32 MiB, and BERT-base's FFN activations at 32 × 128 tokens are 48 MiB
+    /// (an fp32 GEMM with such an output ran at a third of its speed: docs/performance.md §1). Linux/glibc only.
     /// </summary>
     public static void TuneMalloc()
     {
@@ -47,19 +49,19 @@ public static partial class Runtime
             try
             {
                 bool ok = true;
-                if (mode == "nommap")
+                if (mode == "threshold")
+                {
+                    // The setting measured in ../shared/PERFORMANCE.md: blocks up to 32 MiB from the heap, no trimming.
+                    ok &= mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1;
+                    ok &= mallopt(M_TRIM_THRESHOLD, int.MaxValue) == 1;
+                    MallocTuning = ok ? "glibc: mmap threshold 32 MiB, no trim" : "glibc: mallopt refused";
+                }
+                else
                 {
                     ok &= mallopt(M_MMAP_MAX, 0) == 1;
                     ok &= mallopt(M_TRIM_THRESHOLD, int.MaxValue) == 1;
                     ok &= mallopt(M_TOP_PAD, 64 << 20) == 1;
                     MallocTuning = ok ? "glibc: no mmap, no trim, 64 MiB top pad" : "glibc: mallopt refused";
-                }
-                else
-                {
-                    // The setting measured in /work/shared/PERFORMANCE.md: blocks up to 32 MiB from the heap, no trimming.
-                    ok &= mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1;
-                    ok &= mallopt(M_TRIM_THRESHOLD, int.MaxValue) == 1;
-                    MallocTuning = ok ? "glibc: mmap threshold 32 MiB, no trim" : "glibc: mallopt refused";
                 }
             }
             catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
@@ -79,8 +81,10 @@ public static partial class Runtime
         try
         {
             bool ok = true;
-            ok &= mallopt(M_MMAP_THRESHOLD, tuned ? 32 << 20 : 128 << 10) == 1;
+            ok &= mallopt(M_MMAP_MAX, tuned ? 0 : 65536) == 1; // glibc's default cap on mmapped blocks
+            ok &= mallopt(M_MMAP_THRESHOLD, 128 << 10) == 1;
             ok &= mallopt(M_TRIM_THRESHOLD, tuned ? int.MaxValue : 128 << 10) == 1;
+            ok &= mallopt(M_TOP_PAD, tuned ? 64 << 20 : 128 << 10) == 1;
             return ok;
         }
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
@@ -96,8 +100,10 @@ public static partial class Runtime
 
     /// <summary>
     /// Applies <see cref="MklDispatch"/> once (loading libtorch first). <see cref="Initialize"/> calls it, and so does
-    /// <see cref="ModelDirectory.LoadModel{T}"/>, so library users who never call Initialize get it before their
-    /// first model runs; applied after MKL has already run, it may have no effect (MKL may have cached its CPU check).
+    /// the <see cref="Modeling.BertModel"/> constructor, so library users who never call Initialize get it before their
+    /// first model runs. Applied after MKL's first GEMM it has no effect: MKL caches its CPU check then (measured with
+    /// <c>bench mkl-late</c>: GEMMs stay at the AVX2 speed), so code that runs its own fp32 matmuls before touching
+    /// BertSharp should call <see cref="Initialize"/> first.
     /// </summary>
     public static void EnsureMklDispatch()
     {

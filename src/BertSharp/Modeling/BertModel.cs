@@ -33,6 +33,9 @@ public sealed class BertModel : nn.Module
 
     public BertModel(BertConfig config, bool addPoolingLayer = true) : base(nameof(BertModel))
     {
+        // MKL caches its CPU check at its first GEMM, so its AVX-512 dispatch must be in place before any model runs
+        // (measured: `bench mkl-late`); Runtime.Initialize does it too, this covers library users who do not call it.
+        Inference.Runtime.EnsureMklDispatch();
         Config = config;
         embeddings = new BertEmbeddings(config);
         encoder = new BertEncoder(config);
