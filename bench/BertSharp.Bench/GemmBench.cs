@@ -43,7 +43,7 @@ static class GemmBench
         return 0;
     }
 
-    static double Gflops((int M, int K, int N) s, Func<Tensor> f)
+    internal static double Gflops((int M, int K, int N) s, Func<Tensor> f)
     {
         f().Dispose(); // warm
         var sw = Stopwatch.StartNew(); int n = 0;
@@ -51,5 +51,5 @@ static class GemmBench
         return 2.0 * s.M * s.K * s.N * n / sw.Elapsed.TotalSeconds / 1e9;
     }
 
-    static double Median(List<double> x) { x.Sort(); return x[x.Count / 2]; }
+    internal static double Median(List<double> x) { x.Sort(); return x[x.Count / 2]; }
 }

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using BertSharp.Inference;
 using static TorchSharp.torch;
 
@@ -35,15 +34,6 @@ static class MklLateBench
     {
         using var scope = NewDisposeScope();
         var a = randn(s.M, s.K); var w = randn(s.N, s.K);
-        var rounds = new List<double>();
-        for (int r = 0; r < 5; r++)
-        {
-            nn.functional.linear(a, w).Dispose(); // warm
-            var sw = Stopwatch.StartNew(); int n = 0;
-            while (sw.Elapsed.TotalSeconds < 0.3) { nn.functional.linear(a, w).Dispose(); n++; }
-            rounds.Add(2.0 * s.M * s.K * s.N * n / sw.Elapsed.TotalSeconds / 1e9);
-        }
-        rounds.Sort();
-        return rounds[2];
+        return GemmBench.Median(Enumerable.Range(0, 5).Select(_ => GemmBench.Gflops(s, () => nn.functional.linear(a, w))).ToList());
     }
 }

@@ -56,13 +56,7 @@ public static partial class Runtime
                     ok &= mallopt(M_TRIM_THRESHOLD, int.MaxValue) == 1;
                     MallocTuning = ok ? "glibc: mmap threshold 32 MiB, no trim" : "glibc: mallopt refused";
                 }
-                else
-                {
-                    ok &= mallopt(M_MMAP_MAX, 0) == 1;
-                    ok &= mallopt(M_TRIM_THRESHOLD, int.MaxValue) == 1;
-                    ok &= mallopt(M_TOP_PAD, 64 << 20) == 1;
-                    MallocTuning = ok ? "glibc: no mmap, no trim, 64 MiB top pad" : "glibc: mallopt refused";
-                }
+                else MallocTuning = SetNoMmap(true) ? "glibc: no mmap, no trim, 64 MiB top pad" : "glibc: mallopt refused";
             }
             catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
             {
@@ -78,19 +72,21 @@ public static partial class Runtime
     public static bool SetMallocTuned(bool tuned)
     {
         if (!OperatingSystem.IsLinux()) return false;
-        try
-        {
-            bool ok = true;
-            ok &= mallopt(M_MMAP_MAX, tuned ? 0 : 65536) == 1; // glibc's default cap on mmapped blocks
-            ok &= mallopt(M_MMAP_THRESHOLD, 128 << 10) == 1;
-            ok &= mallopt(M_TRIM_THRESHOLD, tuned ? int.MaxValue : 128 << 10) == 1;
-            ok &= mallopt(M_TOP_PAD, tuned ? 64 << 20 : 128 << 10) == 1;
-            return ok;
-        }
+        try { return SetNoMmap(tuned); }
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
         {
             return false;
         }
+    }
+
+    /// <summary>The default tuning (never mmap, never trim, 64 MiB top pad), or glibc's static defaults.</summary>
+    static bool SetNoMmap(bool on)
+    {
+        bool ok = mallopt(M_MMAP_MAX, on ? 0 : 65536) == 1; // 65536: glibc's default cap on mmapped blocks
+        if (!on) ok &= mallopt(M_MMAP_THRESHOLD, 128 << 10) == 1;
+        ok &= mallopt(M_TRIM_THRESHOLD, on ? int.MaxValue : 128 << 10) == 1;
+        ok &= mallopt(M_TOP_PAD, on ? 64 << 20 : 128 << 10) == 1;
+        return ok;
     }
 
     /// <summary>What <see cref="Initialize"/> did about MKL's CPU dispatch (see <see cref="MklDispatch"/>), for reports.</summary>
